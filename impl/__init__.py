@@ -1,0 +1,17 @@
+"""Triton kernels for the four segmented LoRA matmuls, under sglang's entry-point names."""
+
+from .batch_info import LoRABatchInfo, per_sequence
+from .expand import gate_up_lora_b_fwd, qkv_lora_b_fwd, sgemm_lora_b_fwd
+from .routing import route, sort_by_adapter
+from .shrink import sgemm_lora_a_fwd
+
+__all__ = [
+    "LoRABatchInfo",
+    "per_sequence",
+    "route",
+    "sort_by_adapter",
+    "sgemm_lora_a_fwd",
+    "sgemm_lora_b_fwd",
+    "qkv_lora_b_fwd",
+    "gate_up_lora_b_fwd",
+]

@@ -1,0 +1,39 @@
+"""The error bound a correct kernel meets, derived from floating-point rounding.
+
+For one output cell, let ``ref`` be the exact value (the float64 reference)
+and ``mag`` the same expression over absolute values,
+``|base| + |s| * sum_k |x_k| |w_k|`` (for shrink, no base and s = 1).
+A correct kernel:
+
+1. forms each product of two bf16 (or fp16) operands exactly in fp32
+   (8 + 8 significant bits fit in fp32's 24);
+2. adds ``n`` of them in fp32 in any order; each addition is off by at most
+   one fp32 ulp, 2^-23 relative (round-to-nearest gives half that; one ulp
+   also covers truncating tensor-core accumulators);
+3. for an expand, scales by ``s`` and adds ``base`` in fp32: two more such
+   operations (one if fused);
+4. rounds the fp32 value once to the output dtype: relative error ``u``
+   (2^-8 for bf16), plus half the output's subnormal spacing near zero.
+
+Steps 2-3 give at most ``(n + 2) * 2^-23 * mag`` (first order; the float64
+reference is off by ``n * 2^-53 * mag``, covered too). Products or sums that
+fall below fp32's normal range (2^-126) may also be flushed or rounded:
+at most 2^-126 per operation, ``(n + 3) * 2^-126 * (1 + |s|)`` in all. Step 4
+multiplies the fp32 error by ``(1 + u)`` and adds ``u * |ref|``. So the bound
+scales with the data: cancellation (``ref`` near 0, ``mag`` large) and large
+values are judged by what rounding allows for them, not by a fixed atol.
+"""
+
+import torch
+
+UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
+HALF_SUBNORMAL_SPACING = {torch.bfloat16: 2.0**-134, torch.float16: 2.0**-25, torch.float32: 2.0**-150}
+FP32_STEP = 2.0**-23
+FP32_TINY = 2.0**-126
+
+
+def error_bound(ref: torch.Tensor, mag: torch.Tensor, n_terms: int, max_abs_scaling: float, dtype) -> torch.Tensor:
+    """Largest ``|kernel - ref|`` that rounding allows per cell (see the module docstring)."""
+    u = UNIT_ROUNDOFF[dtype]
+    fp32_err = (n_terms + 2) * FP32_STEP * mag + (n_terms + 3) * FP32_TINY * (1 + max_abs_scaling)
+    return u * ref.abs() + (1 + u) * fp32_err + HALF_SUBNORMAL_SPACING[dtype]

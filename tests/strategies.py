@@ -1,0 +1,103 @@
+"""Hypothesis strategies that build a batch the way a person describes one.
+
+"A pool of slots (rank, scaling) under a padded rank R; sequences, each a
+length and a slot; the operation's dims; and how the tensor values look."
+Everything drawn is a small frozen dataclass of plain numbers, so a failing
+case prints (and shrinks to) a short readable batch; tensors are made from it
+by :func:`tests.ops.materialize` with the drawn seed.
+"""
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+
+@dataclass(frozen=True)
+class Slot:
+    rank: int
+    scaling: float
+
+
+@dataclass(frozen=True)
+class Seq:
+    length: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class Dims:
+    k: int = 0  # shrink: input features
+    widths: tuple = ()  # expand family: output slice widths
+    stack_num: int = 1
+
+
+@dataclass(frozen=True)
+class Values:
+    """How tensor values are drawn: ``seed`` for the generator, power-of-two scales, awkward entries."""
+
+    seed: int
+    x_exp: int = 0
+    w_exp: int = 0
+    awkward: bool = False  # sprinkle -0.0, exact zeros, subnormals and large entries
+
+
+@dataclass(frozen=True)
+class Batch:
+    max_rank: int
+    slots: tuple
+    seqs: tuple
+    dims: Dims
+    values: Values
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(s.length for s in self.seqs)
+
+
+scalings = st.sampled_from([1.0, 0.5, -2.0, 0.0, 3.0]) | st.floats(-4, 4, width=32, allow_subnormal=False)
+
+
+@st.composite
+def slot_pools(draw, max_rank: int, max_slots: int = 6):
+    """Adapter slots with mixed ranks, rank 0 (no LoRA) included."""
+    rank = st.integers(0, max_rank) | st.sampled_from([0, max_rank])
+    return tuple(draw(st.lists(st.builds(Slot, rank, scalings), min_size=1, max_size=max_slots)))
+
+
+def lengths():
+    """Decode (1), empty (0), short, and longer than one 16-row tile."""
+    return st.sampled_from([1, 0, 16, 17]) | st.integers(0, 4) | st.integers(0, 40)
+
+
+@st.composite
+def sequence_lists(draw, num_slots: int, max_seqs: int = 8):
+    """Either a one-token decode batch or sequences of any length, each on some slot."""
+    slot = st.integers(0, num_slots - 1)
+    length = st.just(1) if draw(st.booleans()) else lengths()
+    return tuple(draw(st.lists(st.builds(Seq, length, slot), min_size=0, max_size=max_seqs)))
+
+
+def values():
+    """Scales keep every |x|·|W|·K·|s| + |base| far below bf16's overflow (2^128)."""
+    return st.builds(
+        Values,
+        seed=st.integers(0, 2**32 - 1),
+        x_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
+        w_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
+        awkward=st.booleans(),
+    )
+
+
+@st.composite
+def batches(draw, dims_strategy):
+    """A whole batch for one operation: R, its slots, the sequences, the dims, the values."""
+    max_rank = draw(st.integers(1, 24))
+    slots = draw(slot_pools(max_rank))
+    seqs = draw(sequence_lists(len(slots)))
+    dims = draw(dims_strategy)
+    return Batch(max_rank, slots, seqs, dims, draw(values()))
+
+
+def feature_dim(max_value: int = 100):
+    """Hidden sizes, block multiples and their neighbours included."""
+    return st.sampled_from([1, 16, 31, 32, 33, 64]) | st.integers(1, max_value)
