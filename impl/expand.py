@@ -16,12 +16,27 @@ BLOCK_N = 64
 
 @triton.jit
 def _expand_kernel(
-    x, w, out, output_offset,
-    seg_lens, seg_indptr, weight_indices, lora_ranks, permutation, scalings,
-    slice_width, n_tiles_per_slice,
-    x_stride, w_stride_l, w_stride_n, out_stride,
-    SORTED: tl.constexpr, OFFSETS_IN_TENSOR: tl.constexpr,
-    BLOCK_S: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x,
+    w,
+    out,
+    output_offset,
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    lora_ranks,
+    permutation,
+    scalings,
+    slice_width,
+    n_tiles_per_slice,
+    x_stride,
+    w_stride_l,
+    w_stride_n,
+    out_stride,
+    SORTED: tl.constexpr,
+    OFFSETS_IN_TENSOR: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     row_tile = tl.program_id(0)
     seg = tl.program_id(1)
@@ -45,7 +60,9 @@ def _expand_kernel(
     n_mask = offs_n < n_width
     offs_k = tl.arange(0, BLOCK_K)
     x_ptrs = x + rows[:, None] * x_stride + j * rank + offs_k[None, :]  # rank-packed slice
-    w_ptrs = w + slot.to(tl.int64) * w_stride_l + (n_start + offs_n[None, :]).to(tl.int64) * w_stride_n + offs_k[:, None]
+    w_ptrs = (
+        w + slot.to(tl.int64) * w_stride_l + (n_start + offs_n[None, :]).to(tl.int64) * w_stride_n + offs_k[:, None]
+    )
     acc = tl.zeros((BLOCK_S, BLOCK_N), dtype=tl.float32)
     for k in range(0, rank, BLOCK_K):
         k_mask = offs_k < rank - k
@@ -74,12 +91,23 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     common, sorted_layout = launch_common(batch_info)
     grid = (row_tiles(batch_info, BLOCK_S), batch_info.num_segments, num_slices * n_tiles_per_slice)
     _expand_kernel[grid](
-        x, weights, base_output, output_offset if output_offset is not None else batch_info.seg_lens,
-        *common, batch_info.scalings,
-        slice_width, n_tiles_per_slice,
-        x.stride(0), weights.stride(0), weights.stride(1), base_output.stride(0),
-        SORTED=sorted_layout, OFFSETS_IN_TENSOR=output_offset is not None,
-        BLOCK_S=BLOCK_S, BLOCK_N=BLOCK_N, BLOCK_K=block_k,
+        x,
+        weights,
+        base_output,
+        output_offset if output_offset is not None else batch_info.seg_lens,
+        *common,
+        batch_info.scalings,
+        slice_width,
+        n_tiles_per_slice,
+        x.stride(0),
+        weights.stride(0),
+        weights.stride(1),
+        base_output.stride(0),
+        SORTED=sorted_layout,
+        OFFSETS_IN_TENSOR=output_offset is not None,
+        BLOCK_S=BLOCK_S,
+        BLOCK_N=BLOCK_N,
+        BLOCK_K=block_k,
     )
     return base_output
 

@@ -35,9 +35,7 @@ def route(seg_indptr, weight_indices, num_slots: int, num_tokens: int):
 def sort_by_adapter(batch: LoRABatchInfo, num_tokens: int) -> LoRABatchInfo:
     """The sorted layout of a per-sequence batch of ``num_tokens`` rows (an upper bound)."""
     num_slots = batch.lora_ranks.shape[0]
-    permutation, seg_lens, seg_indptr = route(
-        batch.seg_indptr, batch.weight_indices, num_slots, num_tokens
-    )
+    permutation, seg_lens, seg_indptr = route(batch.seg_indptr, batch.weight_indices, num_slots, num_tokens)
     return LoRABatchInfo(
         bs=num_slots,
         num_segments=num_slots,

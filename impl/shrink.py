@@ -11,11 +11,24 @@ BLOCK_S = 16
 
 @triton.jit
 def _shrink_kernel(
-    x, w, y,
-    seg_lens, seg_indptr, weight_indices, lora_ranks, permutation,
-    K, stack_num,
-    x_stride, w_stride_l, w_stride_n, y_stride,
-    SORTED: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x,
+    w,
+    y,
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    lora_ranks,
+    permutation,
+    K,
+    stack_num,
+    x_stride,
+    w_stride_l,
+    w_stride_n,
+    y_stride,
+    SORTED: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     row_tile = tl.program_id(0)
     seg = tl.program_id(1)
@@ -55,9 +68,19 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     common, sorted_layout = launch_common(batch_info)
     grid = (row_tiles(batch_info, BLOCK_S), batch_info.num_segments, triton.cdiv(N, block_n))
     _shrink_kernel[grid](
-        x, weights, y, *common,
-        K, stack_num,
-        x.stride(0), weights.stride(0), weights.stride(1), y.stride(0),
-        SORTED=sorted_layout, BLOCK_S=BLOCK_S, BLOCK_N=block_n, BLOCK_K=block_k,
+        x,
+        weights,
+        y,
+        *common,
+        K,
+        stack_num,
+        x.stride(0),
+        weights.stride(0),
+        weights.stride(1),
+        y.stride(0),
+        SORTED=sorted_layout,
+        BLOCK_S=BLOCK_S,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
     )
     return y

@@ -222,8 +222,13 @@ def subbatch(case: Case, order) -> tuple:
     """The case with only the sequences ``order`` (indices, in that order); and its rows in ``case``."""
     rows_of = sequence_rows(case.batch)
     rows = [r for i in order for r in rows_of[i]]
-    batch = Batch(case.batch.max_rank, case.batch.slots, tuple(case.batch.seqs[i] for i in order), case.batch.dims,
-                  case.batch.values)
+    batch = Batch(
+        case.batch.max_rank,
+        case.batch.slots,
+        tuple(case.batch.seqs[i] for i in order),
+        case.batch.dims,
+        case.batch.values,
+    )
     device = case.x.device
     index = torch.tensor(rows, dtype=torch.long, device=device)
     buf = None

@@ -17,10 +17,7 @@ import triton.language as tl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-try:
-    from tests import interpreter_bf16 as layer
-except ImportError:  # tests/ is not a package and the rootdir is not on sys.path
-    import interpreter_bf16 as layer
+from tests import interpreter_bf16 as layer
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 pytestmark = [
@@ -98,7 +95,7 @@ EDGE_PAIRS = [(a, b) for a in EDGE_BITS for b in EDGE_BITS]
 
 
 def split(pairs):
-    a, b = zip(*pairs)
+    a, b = zip(*pairs, strict=True)
     return bf16_from_bits(a), bf16_from_bits(b)
 
 
@@ -278,7 +275,7 @@ def test_binary_is_correctly_rounded(op, pairs):
     got = bits_of(binary(op, x, y))
     fn = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
           "mul": lambda a, b: a * b, "div": lambda a, b: a / b}[op]
-    for i, (a, b) in enumerate(zip(x.double().tolist(), y.double().tolist())):
+    for i, (a, b) in enumerate(zip(x.double().tolist(), y.double().tolist(), strict=True)):
         if not (np.isfinite(a) and np.isfinite(b)) or (op == "div" and b == 0):
             continue
         exact = fn(Fraction(a), Fraction(b))
@@ -289,9 +286,9 @@ def test_binary_is_correctly_rounded(op, pairs):
 @SETTINGS
 @given(triples=st.lists(st.tuples(bf16_bits, bf16_bits, bf16_bits), min_size=1, max_size=64))
 def test_fma_is_correctly_rounded(triples):
-    x, y, z = (bf16_from_bits(t) for t in zip(*triples))
+    x, y, z = (bf16_from_bits(t) for t in zip(*triples, strict=True))
     got = bits_of(fma(x, y, z))
-    for i, (a, b, c) in enumerate(zip(x.double().tolist(), y.double().tolist(), z.double().tolist())):
+    for i, (a, b, c) in enumerate(zip(x.double().tolist(), y.double().tolist(), z.double().tolist(), strict=True)):
         if np.isfinite([a, b, c]).all():
             exact = Fraction(a) * Fraction(b) + Fraction(c)
             if exact != 0:

@@ -37,8 +37,10 @@ def worst_cell(case, err, ratio, out, ref, bound):
     slot = case.batch_info.weight_indices.cpu()[
         int(torch.searchsorted(case.batch_info.seg_indptr.cpu()[1:], torch.tensor(t), right=True))
     ]
-    return (f"worst cell: token {t}, slot {int(slot)}, column {col}: kernel {float(out[t, col])!r}, "
-            f"reference {float(ref[t, col])!r}, |error| {float(err[t, col])!r} > bound {float(bound[t, col])!r}")
+    return (
+        f"worst cell: token {t}, slot {int(slot)}, column {col}: kernel {float(out[t, col])!r}, "
+        f"reference {float(ref[t, col])!r}, |error| {float(err[t, col])!r} > bound {float(bound[t, col])!r}"
+    )
 
 
 @by_layout
@@ -51,8 +53,13 @@ def test_close_to_reference(op, layout, device, verdicts, data):
     base_before = None if case.base is None else case.base.clone()
     out = run(impl, case, layout).cpu().double()
     ref, defined, mag = run_reference(case, base_before)
-    bound = error_bound(ref, mag, op.n_terms(case.batch.dims, case.batch.max_rank),
-                        float(case.batch_info.scalings.abs().max()), case.x.dtype)
+    bound = error_bound(
+        ref,
+        mag,
+        op.n_terms(case.batch.dims, case.batch.max_rank),
+        float(case.batch_info.scalings.abs().max()),
+        case.x.dtype,
+    )
     err = (out - ref).abs()
     ratio = torch.where(defined, torch.nan_to_num(err / bound, nan=float("inf")), 0.0)
     ok = bool((ratio <= 1).all())
