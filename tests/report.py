@@ -62,8 +62,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     tr = terminalreporter
     tr.section("property verdicts")
-    header = f"{'operation':<20} {'layout':<9} {'property':<22} {'examples':>8} {'failed':>6} {'worst err/bound':>15}  verdict"
-    tr.write_line(header)
+    head = f"{'operation':<20} {'layout':<9} {'property':<22} {'examples':>8} {'failed':>6}"
+    tr.write_line(f"{head} {'worst err/bound':>15}  verdict")
     for (op, layout, prop), row in sorted(rows.items()):
         verdict = "PASS" if row["failures"] == 0 else "FAIL"
         worst = f"{row['worst']:.3g}" if prop == "close to reference" else "exact"
