@@ -2,7 +2,8 @@
 
 Without CUDA the kernels run under Triton's interpreter, which must be chosen
 before any kernel module is imported (``@triton.jit`` decides at decoration),
-and whose bf16 arithmetic is made faithful by ``tests.interpreter_bf16``.
+and whose bf16 arithmetic is made faithful by ``tests.interpreter_bf16``. Every
+interpreted launch is also bounds- and race-checked (``tests.interpreter_bounds``).
 """
 
 import os
@@ -15,9 +16,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 if INTERPRETING:
-    from tests.interpreter_bf16 import install
+    from tests import interpreter_bf16, interpreter_bounds
 
-    install()
+    interpreter_bf16.install()
+    interpreter_bounds.install()
 
 pytest_plugins = ["tests.report"]
 

@@ -1,0 +1,63 @@
+"""The bounds- and race-checking interpreter mode, checked on tiny kernels it must and must not flag."""
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+from tests.interpreter_bounds import MemoryViolation, unchecked
+
+pytestmark = pytest.mark.interpreter
+
+
+@triton.jit
+def _copy_kernel(src, dst, n, extra, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n + extra  # extra = 1 plants the classic `<` -> `<=`
+    tl.store(dst + offs, tl.load(src + offs, mask=mask), mask=offs < n)
+
+
+def copy(src, dst, extra=0, block=4):
+    _copy_kernel[(triton.cdiv(dst.numel(), block),)](src, dst, dst.numel(), extra, BLOCK=block)
+
+
+@triton.jit
+def _same_row_kernel(dst, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)  # every program writes the first BLOCK elements
+    tl.store(dst + offs, tl.full((BLOCK,), 1.0, tl.float32), mask=offs < n)
+
+
+def test_correct_kernel_is_not_flagged():
+    src = torch.arange(10.0)
+    dst = torch.zeros(10)
+    copy(src, dst)
+    assert torch.equal(src, dst)
+
+
+def test_one_past_the_end_is_flagged_with_kernel_argument_and_offset():
+    src, dst = torch.arange(6.0), torch.zeros(6)
+    with pytest.raises(Exception, match=r"_copy_kernel: load by program \(1, 0, 0\).*'src' \[6\].*offsets \[6\]"):
+        copy(src, dst, extra=1)
+
+
+def test_a_padding_column_of_a_view_is_out_of_bounds():
+    buffer = torch.zeros(4, 5)
+    view = buffer[:, :4]  # row stride 5: column 4 is padding, inside the storage but not the view
+    flat = torch.arange(16.0)
+    _copy_kernel[(1,)](view, flat, 4, 0, BLOCK=8)  # view[0, :4]: in bounds
+    with pytest.raises(Exception, match=r"load .* argument 'src' \[4, 4\] \(strides \[5, 1\]\).*offsets \[4\]"):
+        _copy_kernel[(1,)](view, flat, 5, 0, BLOCK=8)  # view[0, 4] is padding: in the storage, not the view
+
+
+def test_two_programs_storing_one_element_is_a_race():
+    with pytest.raises(Exception, match=r"race: programs \(0, 0, 0\) and \(1, 0, 0\).*'dst' element offset 0"):
+        _same_row_kernel[(2,)](torch.zeros(4), 4, BLOCK=4)
+
+
+def test_unchecked_runs_the_planted_bug_silently():
+    src, dst = torch.arange(6.0), torch.zeros(6)
+    with unchecked():
+        copy(src, dst, extra=1)  # reads one element past src, yet the result is right
+    assert torch.equal(src, dst)
+    with pytest.raises(Exception, match=MemoryViolation.__name__):
+        copy(src, dst, extra=1)
