@@ -26,6 +26,7 @@ pytest_plugins = ["tests.report"]
 _common = dict(
     deadline=None,
     print_blob=True,
+    report_multiple_bugs=False,  # shrink the first bug found; interpreted examples are slow
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("ci", max_examples=100, derandomize=True, **_common)

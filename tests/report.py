@@ -1,7 +1,9 @@
 """A pytest plugin that tallies every property check and prints the verdicts.
 
-Tests call the ``verdicts`` fixture's ``record(op, layout, prop, ok, ratio)``
-once per generated batch; ``ratio`` is the worst ``|error| / bound`` seen.
+Tests wrap each check of a generated batch in the ``verdicts`` fixture's
+``check(op, layout, prop)`` context: an exception inside (a failed assertion,
+or an error the kernel raised) counts as a failure; ``ratio`` is the worst
+``|error| / bound`` seen.
 Under pytest-xdist each worker ships its tally to the controller, which
 prints one table: operation x layout x property, examples, failures, worst
 error relative to its bound, and a verdict.
@@ -9,6 +11,7 @@ error relative to its bound, and a verdict.
 
 import json
 from collections import defaultdict
+from contextlib import contextmanager
 
 import pytest
 
@@ -24,6 +27,17 @@ class Tally:
         row["examples"] += 1
         row["failures"] += int(not ok)
         row["worst"] = max(row["worst"], float(ratio))
+
+    @contextmanager
+    def check(self, op: str, layout: str, prop: str):
+        """Records one example of ``prop``: failed if the body raises (an assertion or a kernel error)."""
+        outcome = {"ratio": 0.0}
+        try:
+            yield outcome
+        except BaseException:
+            self.record(op, layout, prop, False, outcome["ratio"])
+            raise
+        self.record(op, layout, prop, True, outcome["ratio"])
 
     def merge(self, dumped: str):
         for key, row in json.loads(dumped):

@@ -33,18 +33,23 @@ def test_routing_invariants(device, verdicts, drawn):
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
-    try:
-        routed = impl.sort_by_adapter(per_seq, capacity)
-    finally:
-        if device.type == "cuda":
-            torch.cuda.set_sync_debug_mode("default")
+    with verdicts.check("routing", "sorted", "routing invariants"):
+        try:
+            routed = impl.sort_by_adapter(per_seq, capacity)
+        finally:
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("default")
+        check_routing(batch, capacity, routed)
+
+
+def check_routing(batch, capacity, routed):
     L, S = len(batch.slots), batch.num_tokens
     slot_of_row = [seq.slot for seq in batch.seqs for _ in range(seq.length)]
     expected = sorted(range(S), key=lambda t: slot_of_row[t])  # Python's sort is stable
     perm = routed.permutation.cpu().tolist()
     lens = routed.seg_lens.cpu().tolist()
     indptr = routed.seg_indptr.cpu().tolist()
-    ok = (
+    assert (
         routed.sorted
         and routed.num_segments == L
         and routed.weight_indices.cpu().tolist() == list(range(L))
@@ -54,6 +59,4 @@ def test_routing_invariants(device, verdicts, drawn):
         and indptr == [sum(lens[:a]) for a in range(L + 1)]
         and routed.max_len >= max(lens, default=0)
         and all(t.dtype == torch.int32 for t in (routed.permutation, routed.seg_lens, routed.seg_indptr))
-    )
-    verdicts.record("routing", "sorted", "routing invariants", ok)
-    assert ok, f"routing wrong: permutation {perm}, seg_lens {lens}, seg_indptr {indptr}"
+    ), f"routing wrong: permutation {perm}, seg_lens {lens}, seg_indptr {indptr}"
