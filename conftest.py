@@ -1,25 +1,19 @@
-"""Suite-wide set-up: interpreter mode without a GPU, hypothesis profiles, the device fixture.
+"""Suite-wide set-up: the backend, hypothesis profiles, the implementation under test, fixtures.
 
-Without CUDA the kernels run under Triton's interpreter, which must be chosen
-before any kernel module is imported (``@triton.jit`` decides at decoration),
-and whose bf16 arithmetic is made faithful by ``tests.interpreter_bf16``. Every
-interpreted launch is also bounds- and race-checked (``tests.interpreter_bounds``).
+The backend comes first (``tests.backend``): without CUDA, kernels run under
+Triton's interpreter, which must be chosen before any kernel module loads.
 """
 
+import importlib
 import os
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
-if INTERPRETING:
-    from tests import interpreter_bf16, interpreter_bounds
+from tests import backend
 
-    interpreter_bf16.install()
-    interpreter_bounds.install()
+INTERPRETING = backend.setup()
 
 pytest_plugins = ["tests.report"]
 
@@ -33,6 +27,15 @@ settings.register_profile("ci", max_examples=100, derandomize=True, **_common)
 settings.register_profile("gpu", max_examples=1000, derandomize=True, **_common)
 settings.register_profile("dev", max_examples=20, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--impl",
+        default=os.environ.get("LORA_IMPL", "impl"),
+        help="module under test: exposes SPEC.md's four entry points (default: impl; adapters.sglang for sglang)",
+    )
+    parser.addoption("--case-dir", default=os.environ.get("LORA_CASE_DIR", "failures"), help="where failing cases go")
 
 
 def pytest_configure(config):
@@ -50,4 +53,18 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def device():
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return backend.device()
+
+
+@pytest.fixture(scope="session")
+def impl_module(request):
+    name = request.config.getoption("--impl")
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.skip(f"implementation under test {name!r} cannot be imported: {exc}")
+
+
+@pytest.fixture(scope="session")
+def case_dir(request):
+    return request.config.getoption("--case-dir")

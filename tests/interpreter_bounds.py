@@ -34,7 +34,7 @@ class _View:
         self.start = tensor.data_ptr()
         self.shape, self.strides = tuple(tensor.shape), tuple(tensor.stride())
         self.numel = tensor.numel()
-        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides)) + 1 if self.numel else 0
+        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True)) + 1 if self.numel else 0
         self.end = self.start + span * self.itemsize
 
     def holds(self, addrs: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ class _View:
         off = addrs.astype(np.int64) - self.start
         ok = (off >= 0) & (off < self.end - self.start) & (off % self.itemsize == 0)
         rest = np.where(ok, off // self.itemsize, 0)
-        for n, s in sorted(zip(self.shape, self.strides), key=lambda p: -p[1]):
+        for n, s in sorted(zip(self.shape, self.strides, strict=True), key=lambda p: -p[1]):
             if s == 0:
                 continue
             index = rest // s

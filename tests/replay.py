@@ -1,0 +1,128 @@
+"""Replay and triage one saved case: ``python -m tests.replay CASE.json [--impl MODULE]``.
+
+Prints, for the case's operation, every property in every layout on the
+saved batch (verdict, worst error relative to its bound, the first failure
+message with its worst cells), whether sorted and unsorted agree, and, when
+the saved property fails, a minimised batch found by greedy shrinking
+(drop sequences, shorten them, drop unused slots, lower dims and scales).
+Exits 1 when the saved property fails, 0 when it holds.
+"""
+
+import argparse
+import dataclasses
+import importlib
+import sys
+
+from tests import backend
+
+
+def _fails(module, batch, op, prop, layout, params, device):
+    from tests.ops import materialize
+    from tests.report import Tally
+
+    if "order" in params and any(i >= len(batch.seqs) for i in params["order"]):
+        return False
+    try:
+        prop.check(module, materialize(batch, op, device), layout, Tally(), **params)
+    except Exception:
+        return True
+    return False
+
+
+def _smaller(batch, params):
+    """Candidate batches one step simpler than ``batch``, simplest first."""
+    seqs, replace = batch.seqs, dataclasses.replace
+    if "order" not in params:  # the kept-sequence order indexes the sequences: keep them then
+        for i in range(len(seqs)):
+            yield replace(batch, seqs=seqs[:i] + seqs[i + 1 :])
+    for i, seq in enumerate(seqs):
+        for length in sorted({0, 1, seq.length // 2, seq.length - 1}):
+            if length < seq.length:
+                yield replace(batch, seqs=seqs[:i] + (replace(seq, length=length),) + seqs[i + 1 :])
+    used = sorted({s.slot for s in seqs})
+    if len(used) < len(batch.slots):
+        remap = {old: new for new, old in enumerate(used)}
+        slots = tuple(batch.slots[a] for a in used)
+        yield replace(batch, slots=slots, seqs=tuple(replace(s, slot=remap[s.slot]) for s in seqs))
+    d = batch.dims
+    if d.k > 1:
+        yield replace(batch, dims=replace(d, k=d.k // 2))
+    for j, width in enumerate(d.widths):
+        if width > 1:
+            widths = tuple(w // 2 if k == j or len(set(d.widths)) == 1 else w for k, w in enumerate(d.widths))
+            yield replace(batch, dims=replace(d, widths=widths))
+    v = batch.values
+    if v.awkward:
+        yield replace(batch, values=replace(v, awkward=False))
+    if v.x_exp or v.w_exp:
+        yield replace(batch, values=replace(v, x_exp=0, w_exp=0))
+
+
+def minimise(module, batch, op, prop, layout, params, device, budget=300):
+    """Greedy shrinking: take the first simpler batch that still fails, until none does."""
+    tries = 0
+    improved = True
+    while improved and tries < budget:
+        improved = False
+        for candidate in _smaller(batch, params):
+            tries += 1
+            if _fails(module, candidate, op, prop, layout, params, device):
+                batch, improved = candidate, True
+                break
+    return batch
+
+
+def triage(record, module, device, out=sys.stdout):
+    from tests.ops import OPS_BY_NAME, materialize
+    from tests.properties import PROPERTIES, PROPERTIES_BY_NAME
+    from tests.report import Tally
+
+    op, batch = OPS_BY_NAME[record["op"]], record["batch"]
+    print(
+        f"case: {record['op']} / {record['layout']} / {record['property']}  (saved on {record['device']}, "
+        f"torch {record['versions']['torch']}, triton {record['versions']['triton']})",
+        file=out,
+    )
+    print(f"implementation: {module.__name__};  here: {device}", file=out)
+    print(f"batch: {batch}", file=out)
+    tally = Tally()
+    for prop in PROPERTIES:
+        for layout in prop.layouts:
+            params = record["params"] if prop.name == "batch-invariant" and "order" in record["params"] else {}
+            if prop.params and not params:
+                params = {"order": list(range(len(batch.seqs)))[::-1]}  # all sequences, reversed
+            try:
+                prop.check(module, materialize(batch, op, device), layout, tally, **params)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0][:300]
+                print(f"  FAIL  {prop.name:<22} {layout:<9} {first}", file=out)
+    for (_, layout, name), row in sorted(tally.rows.items()):
+        verdict = "PASS" if row["failures"] == 0 else "FAIL"
+        worst = f"{row['worst']:.3g}" if name == "close to reference" else "exact"
+        print(f"  {verdict}  {name:<22} {layout:<9} worst err/bound {worst}", file=out)
+    prop = PROPERTIES_BY_NAME[record["property"]]
+    saved_fails = _fails(module, batch, op, prop, record["layout"], record["params"], device)
+    print(
+        f"saved property '{record['property']}' in layout {record['layout']}: {'FAILS' if saved_fails else 'holds'}",
+        file=out,
+    )
+    if saved_fails:
+        small = minimise(module, batch, op, prop, record["layout"], record["params"], device)
+        print(f"minimised batch: {small}", file=out)
+    return saved_fails
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", help="a case file (JSON) written by a failing run or kept in tests/corpus/")
+    parser.add_argument("--impl", default="impl", help="module under test (default: impl)")
+    args = parser.parse_args(argv)
+    backend.setup()
+    from tests.cases import load
+
+    record = load(args.case)
+    return int(triage(record, importlib.import_module(args.impl), backend.device()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
