@@ -10,6 +10,7 @@ import os
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from tests import backend
 
@@ -26,6 +27,13 @@ _common = dict(
 settings.register_profile("ci", max_examples=100, derandomize=True, **_common)
 settings.register_profile("gpu", max_examples=1000, derandomize=True, **_common)
 settings.register_profile("dev", max_examples=20, **_common)
+# fuzz: one round of a time-boxed run (tests/fuzz.py loops rounds); workers share the example database
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("LORA_FUZZ_EXAMPLES", "200")),
+    database=DirectoryBasedExampleDatabase(os.environ.get("LORA_FUZZ_DB", ".hypothesis/fuzz")),
+    **_common,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
@@ -52,8 +60,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def device():
-    return backend.device()
+def device(verdicts):
+    dev = backend.device()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "Triton interpreter"
+    verdicts.devices[os.environ.get("PYTEST_XDIST_WORKER", "main")] = f"{dev} ({name})"
+    return dev
 
 
 @pytest.fixture(scope="session")

@@ -24,5 +24,15 @@ def setup() -> bool:
     return interpreting
 
 
+def worker_gpu(worker_id: str, gpu_count: int) -> int:
+    """The GPU a pytest-xdist worker (``gw0``, ``gw1``, ...) takes: its own, round robin."""
+    return int(worker_id.lstrip("gw") or 0) % gpu_count if gpu_count else 0
+
+
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's device: on a GPU machine each xdist worker pins its own GPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    index = worker_gpu(os.environ.get("PYTEST_XDIST_WORKER", "gw0"), torch.cuda.device_count())
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)

@@ -24,6 +24,7 @@ CHECKS = [
 def test_property(op_name, prop_name, layout, impl_module, device, verdicts, case_dir, data):
     op, prop = OPS_BY_NAME[op_name], PROPERTIES_BY_NAME[prop_name]
     batch = data.draw(batches(op.dims), label="batch")
+    verdicts.batches += 1
     case = materialize(batch, op, device)
     params = data.draw(prop.params(case), label="params") if prop.params else {}
     with saved_on_failure(case_dir, op_name, layout, prop_name, batch, params, impl_module.__name__, device):

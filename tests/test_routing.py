@@ -29,6 +29,7 @@ def routed_batches(draw):
 @given(routed_batches())
 def test_routing_invariants(device, verdicts, drawn):
     batch, capacity = drawn
+    verdicts.batches += 1
     per_seq = batch_info_of(batch, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
