@@ -9,6 +9,7 @@ import triton
 import triton.language as tl
 
 from .segments import launch_common, row_tiles, segment_rows
+from .validate import check
 
 BLOCK_S = 16
 BLOCK_N = 64
@@ -114,16 +115,27 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
 
 def sgemm_lora_b_fwd(x, weights, batch_info, base_output=None):
     """x (S, R), weights (L, N, R); base_output (S, N) updated in place and returned."""
+    check("sgemm_lora_b_fwd", x, weights, batch_info, base_output=base_output)
     N = weights.shape[1]
     return _expand(x, weights, batch_info, base_output, N, 1, N)
 
 
 def qkv_lora_b_fwd(x, qkv_lora_b, batch_info, output_offset, max_qkv_out_dim, base_output=None):
     """x (S, 3R), qkv_lora_b (L, output_offset[-1], R); slice j is columns output_offset[j:j+2]."""
+    check(
+        "qkv_lora_b_fwd",
+        x,
+        qkv_lora_b,
+        batch_info,
+        base_output=base_output,
+        output_offset=output_offset,
+        max_qkv_out_dim=max_qkv_out_dim,
+    )
     n_out = qkv_lora_b.shape[1]
     return _expand(x, qkv_lora_b, batch_info, base_output, n_out, 3, max_qkv_out_dim, output_offset)
 
 
 def gate_up_lora_b_fwd(x, gate_up_lora_b, batch_info, output_dim, base_output=None):
     """x (S, 2R), gate_up_lora_b (L, 2*output_dim, R); two slices of width output_dim."""
+    check("gate_up_lora_b_fwd", x, gate_up_lora_b, batch_info, base_output=base_output, output_dim=output_dim)
     return _expand(x, gate_up_lora_b, batch_info, base_output, 2 * output_dim, 2, output_dim)

@@ -5,6 +5,7 @@ import triton
 import triton.language as tl
 
 from .segments import launch_common, row_tiles, segment_rows
+from .validate import check
 
 BLOCK_S = 16
 
@@ -58,6 +59,7 @@ def _shrink_kernel(
 
 def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_num: int = 1) -> torch.Tensor:
     """x (S, K), weights (L, stack_num*R, K) -> y (S, stack_num*R); cells past stack_num*r are undefined."""
+    check("sgemm_lora_a_fwd", x, weights, batch_info, stack_num=stack_num)
     S, K = x.shape
     N = weights.shape[1]
     y = torch.empty((S, N), dtype=x.dtype, device=x.device)

@@ -1,13 +1,15 @@
 """bfloat16 arithmetic for Triton's CPU interpreter (TRITON_INTERPRET=1).
 
-Why: the interpreter (checked in Triton 3.6.0 and 3.9.0) stores a bf16 tensor
-as a raw ``uint16`` numpy array and then computes on those *bits*: ``tl.dot``,
-``+ - * /``, min/max, comparisons, ``fma``, unary math, reductions and scans
-treat the bit patterns as integers (a bf16 dot comes back ~1e10 off), negative
-values compare wrongly, and casts are wrong too: fp32 -> bf16 truncates, the
-RTNE path of ``_convert_float`` rounds half-up (no sticky bits, no ties-to-even,
-no mantissa carry) and int/fp16/fp64 <-> bf16 go through ``astype`` on the
-``uint16`` bits.  Kernels under test would thus be judged against garbage.
+Why: the interpreter (Triton 3.6.0, checked here, and 3.9.0) stores a bf16
+tensor as a raw ``uint16`` numpy array and then computes on those *bits*:
+``tl.dot``, ``+ - *``, comparisons, ``tl.fma``, ``tl.sum`` (and min/max,
+unary math and the standard reductions/scans where they are reached with bf16
+operands) treat the bit patterns as integers, so a bf16 dot comes back ~1e10
+off and negative values compare wrongly.  Casts are wrong too: fp32 -> bf16
+truncates, the RTNE path of ``_convert_float`` rounds half-up (no sticky bits,
+no ties-to-even, no mantissa carry), bf16 -> fp32 flushes subnormals, and
+int/fp16/fp64 <-> bf16 go through ``astype`` on the ``uint16`` bits.  Kernels
+under test would thus be judged against garbage.
 
 What: ``install()`` patches ``triton.runtime.interpreter.InterpreterBuilder``
 (and the interpreter's ``ReduceOps``/``ScanOps`` helpers) so that bf16 behaves
@@ -125,7 +127,8 @@ def install() -> None:
     # "When is double rounding innocuous?", 1995).  fp32 has bf16's exponent
     # range, so overflow is the same and in the subnormal range fp32 keeps 16
     # more bits.  Min/max/fmod/compare are exact in fp32.  Hence "widen,
-    # compute in fp32, round RNE" is bit-exact with a GPU's native bf16 ops.
+    # compute in fp32, round RNE" is bit-exact with a GPU, whether it has a
+    # native bf16 op or computes in fp32 and converts with cvt.rn.bf16.f32.
     def binary(op):
         def make(name):
             def f(self, lhs, rhs):

@@ -113,7 +113,7 @@ def _binary_kernel(x_ptr, y_ptr, out_ptr, n, OP: tl.constexpr, BLOCK: tl.constex
     elif OP == "mul":
         r = x * y
     elif OP == "div":
-        r = x / y  # Triton divides bf16 in fp32; the store rounds to bf16
+        r = x / y  # Triton divides bf16 in fp32 (on a GPU with approximate div.full.f32); the store rounds
     elif OP == "max":
         r = tl.maximum(x, y)  # maxnumf: a NaN operand is ignored
     elif OP == "min":
