@@ -8,6 +8,7 @@ many products each output cell sums (for the error bound). Every property in
 ``test_properties.py`` runs over ``OPS``; a fifth operation is one more entry.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -155,13 +156,45 @@ class Case:
         return Case(self.batch, self.op, self.batch_info, self.x, self.w, buf)
 
 
+BAD_INDEX = 1 << 30  # what an index tensor's margins hold: out of range for every index
+
+
+def in_poisoned_margins(t: torch.Tensor, rows: int = GUARD_ROWS, cols: int = 0) -> torch.Tensor:
+    """``t`` as a view inside a larger allocation whose margins hold poison.
+
+    ``rows`` margins before and after along the first dimension and ``cols``
+    padding columns after each row (2-D; the view's row stride grows). The
+    poison is NaN for floats (``0 * NaN`` is NaN, so a stray read that meets a
+    masked zero still shows) and an out-of-range value for index tensors.
+    The view is contiguous when ``cols == 0``.
+    """
+    fill = NAN if t.is_floating_point() else BAD_INDEX
+    shape = (t.shape[0] + 2 * rows, *t.shape[1:])
+    if cols:
+        shape = (shape[0], t.shape[1] + cols, *t.shape[2:])
+    buf = torch.full(shape, fill, dtype=t.dtype, device=t.device)
+    view = buf[rows : rows + t.shape[0]]
+    if cols:
+        view = view[:, : t.shape[1]]
+    view.copy_(t)
+    return view
+
+
+def _poison_batch_info(bi: impl.LoRABatchInfo) -> impl.LoRABatchInfo:
+    fields = ("seg_lens", "seg_indptr", "weight_indices", "lora_ranks", "scalings", "permutation")
+    moved = {f: in_poisoned_margins(getattr(bi, f)) for f in fields if getattr(bi, f) is not None}
+    return dataclasses.replace(bi, **moved)
+
+
 def batch_info_of(batch: Batch, device) -> impl.LoRABatchInfo:
-    return impl.per_sequence(
-        [s.length for s in batch.seqs],
-        [s.slot for s in batch.seqs],
-        [s.rank for s in batch.slots],
-        [s.scaling for s in batch.slots],
-        device=device,
+    return _poison_batch_info(
+        impl.per_sequence(
+            [s.length for s in batch.seqs],
+            [s.slot for s in batch.seqs],
+            [s.rank for s in batch.slots],
+            [s.scaling for s in batch.slots],
+            device=device,
+        )
     )
 
 
@@ -180,13 +213,15 @@ def materialize(batch: Batch, op: OpInfo, device, dtype=torch.bfloat16) -> Case:
         base_buffer = torch.full((S + 2 * GUARD_ROWS, n + GUARD_COLS), NAN).to(dtype)
         base_buffer[GUARD_ROWS : GUARD_ROWS + S, :n] = _values((S, n), v.x_exp + v.w_exp, v.awkward, gen).to(dtype)
         base_buffer = base_buffer.to(device)
-    case.x, case.w, case.base_buffer = x.to(device), w.to(device), base_buffer
+    case.x = in_poisoned_margins(x.to(device), cols=GUARD_COLS)
+    case.w = in_poisoned_margins(w.to(device), rows=1)
+    case.base_buffer = base_buffer
     return case
 
 
 def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
     if layout == "sorted":
-        return impl.sort_by_adapter(case.batch_info, case.x.shape[0])
+        return _poison_batch_info(impl.sort_by_adapter(case.batch_info, case.x.shape[0]))
     return case.batch_info
 
 
@@ -236,4 +271,5 @@ def subbatch(case: Case, order) -> tuple:
         S, n = len(rows), case.op.out_cols(batch.dims)
         buf = torch.full((S + 2 * GUARD_ROWS, n + GUARD_COLS), NAN, dtype=case.x.dtype, device=device)
         buf[GUARD_ROWS : GUARD_ROWS + S, :n] = case.base[index]
-    return Case(batch, case.op, batch_info_of(batch, device), case.x[index], case.w, buf), index
+    x = in_poisoned_margins(case.x[index], cols=GUARD_COLS)
+    return Case(batch, case.op, batch_info_of(batch, device), x, case.w, buf), index
