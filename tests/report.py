@@ -90,6 +90,7 @@ def pytest_sessionfinish(session):
         session.config.workeroutput[_KEY] = tally.dump()
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
 def pytest_testnodedown(node, error):
     dumped = getattr(node, "workeroutput", {}).get(_KEY)
     if dumped:
