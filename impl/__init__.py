@@ -3,6 +3,7 @@
 from . import validate  # the module: validate.validate(...), validate.debug(...)
 from .batch_info import LoRABatchInfo, per_sequence
 from .expand import gate_up_lora_b_fwd, qkv_lora_b_fwd, sgemm_lora_b_fwd
+from .graph import GraphBatchBuffers, GraphRunner
 from .routing import route, sort_by_adapter
 from .shrink import sgemm_lora_a_fwd
 from .validate import LoRAInputError, LoRATypeError, debug
@@ -16,6 +17,8 @@ __all__ = [
     "sgemm_lora_b_fwd",
     "qkv_lora_b_fwd",
     "gate_up_lora_b_fwd",
+    "GraphBatchBuffers",
+    "GraphRunner",
     "validate",
     "debug",
     "LoRAInputError",
