@@ -26,7 +26,8 @@ def setup() -> bool:
 
 def worker_gpu(worker_id: str, gpu_count: int) -> int:
     """The GPU a pytest-xdist worker (``gw0``, ``gw1``, ...) takes: its own, round robin."""
-    return int(worker_id.lstrip("gw") or 0) % gpu_count if gpu_count else 0
+    digits = worker_id.removeprefix("gw")
+    return int(digits) % gpu_count if digits.isdigit() and gpu_count else 0
 
 
 def device() -> torch.device:
