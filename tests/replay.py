@@ -2,7 +2,8 @@
 
 Prints, for the case's operation, every property in every layout on the
 saved batch (verdict, worst error relative to its bound, the first failure
-message with its worst cells), whether sorted and unsorted agree, and, when
+message with its worst cells), whether sorted and unsorted agree, whether a CUDA-graph replay equals the
+eager call (on a GPU), and, when
 the saved property fails, a minimised batch found by greedy shrinking
 (drop sequences, shorten them, drop unused slots, lower dims and scales).
 Exits 1 when the saved property fails, 0 when it holds.
@@ -12,6 +13,8 @@ import argparse
 import dataclasses
 import importlib
 import sys
+
+import torch
 
 from tests import backend
 
@@ -58,6 +61,39 @@ def _smaller(batch, params):
         yield replace(batch, values=replace(v, x_exp=0, w_exp=0))
 
 
+def graph_agrees(module, case, layout):
+    """Captures the case's op in a CUDA graph (``impl.GraphRunner``) and replays it: equal to eager bit for bit?"""
+    import impl
+    from tests.ops import run, run_reference
+    from tests.properties import bits
+
+    b, op, fn = case.batch, case.op, getattr(module, case.op.entry)
+    buffers = impl.GraphBatchBuffers.allocate(max(b.num_tokens, 1), max(len(b.seqs), 1), len(b.slots), case.x.device)
+
+    def at_capacity(t):
+        return torch.zeros((buffers.max_tokens, *t.shape[1:]), dtype=t.dtype, device=t.device)
+
+    base = () if case.base is None else (case.base.clone(),)
+    inputs = (case.x, case.w, *base)
+    statics = (at_capacity(case.x), case.w, *map(at_capacity, base))
+
+    def step(info, x, w, *out):
+        return op.call(fn, x, w, info, b.dims, out[0] if out else None)
+
+    runner = impl.GraphRunner(step, statics, buffers, layout)
+    runner.load(
+        [s.length for s in b.seqs],
+        [s.slot for s in b.seqs],
+        [s.rank for s in b.slots],
+        [s.scaling for s in b.slots],
+        *inputs,
+    )
+    replayed = runner.replay()
+    eager = run(module, case, layout)
+    _, defined, _ = run_reference(case, None)
+    return torch.equal(bits(replayed)[defined], bits(eager)[defined])
+
+
 def minimise(module, batch, op, prop, layout, params, device, budget=300):
     """Greedy shrinking: take the first simpler batch that still fails, until none does."""
     tries = 0
@@ -100,6 +136,12 @@ def triage(record, module, device, out=sys.stdout):
         verdict = "PASS" if row["failures"] == 0 else "FAIL"
         worst = f"{row['worst']:.3g}" if name == "close to reference" else "exact"
         print(f"  {verdict}  {name:<22} {layout:<9} worst err/bound {worst}", file=out)
+    if device.type == "cuda":
+        for layout in ("unsorted", "sorted"):
+            agrees = graph_agrees(module, materialize(batch, op, device), layout)
+            print(f"  {'PASS' if agrees else 'FAIL'}  {'graph replay == eager':<22} {layout:<9}", file=out)
+    else:
+        print("  (graph replay vs eager: needs a CUDA device)", file=out)
     prop = PROPERTIES_BY_NAME[record["property"]]
     saved_fails = _fails(module, batch, op, prop, record["layout"], record["params"], device)
     print(
