@@ -19,58 +19,49 @@ import sys
 import tempfile
 import time
 
-from tests.report import format_table
+from tests.report import Tally, format_table, verdict_rows
 
 
-def _progress(prefix):
-    examples = failures = 0
+def _tally(prefix):
+    """The merged tally of one round, from the files its workers keep up to date."""
+    tally = Tally()
     for path in glob.glob(f"{prefix}.*"):
         try:
             with open(path) as f:
-                data = json.load(f)
+                dumped = f.read()
+            tally.merge(dumped)
+            tally.batches += json.loads(dumped)["batches"]
         except (OSError, ValueError):
-            continue
-        examples += data["batches"]
-        failures += data["failures"]
-    return examples, failures
-
-
-def _merge(total, path):
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        data = json.load(f)
-    for r in data["rows"]:
-        key = (r["operation"], r["layout"], r["property"])
-        row = total.setdefault(key, {"examples": 0, "failures": 0, "worst": 0.0})
-        row["examples"] += r["examples"]
-        row["failures"] += r["failures"]
-        row["worst"] = max(row["worst"], r["worst"])
+            continue  # a file being rewritten: read it next time
+    return tally
 
 
 def _clock(seconds):
     return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
 
+def _failing(tally):
+    return sum(1 for row in tally.rows.values() if row["failures"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="the time box")
-    parser.add_argument(
-        "-n", "--workers", default="2", help="pytest-xdist workers (one GPU each where there are several)"
-    )
+    parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (each takes its own GPU if several)")
     parser.add_argument("--impl", default="impl")
     parser.add_argument("--case-dir", default="fuzz-cases")
     parser.add_argument("--report", default="fuzz-report.json")
     parser.add_argument("pytest_args", nargs="*", default=["tests/test_properties.py", "tests/test_routing.py"])
     args = parser.parse_args(argv)
-    deadline = time.monotonic() + args.minutes * 60
-    start, totals, round_no, stopped = time.monotonic(), {}, 0, False
+    start = time.monotonic()
+    deadline = start + args.minutes * 60
     work = tempfile.mkdtemp(prefix="lora-fuzz-")
-    base = (0, 0)
+    total, round_no, stopped = Tally(), 0, False
     while time.monotonic() < deadline and not stopped:
         round_no += 1
-        prefix, report = f"{work}/progress{round_no}", f"{work}/round{round_no}.json"
+        prefix = f"{work}/round{round_no}"
         env = {**os.environ, "HYPOTHESIS_PROFILE": "fuzz", "LORA_PROGRESS": prefix}
+        seed = str(int.from_bytes(os.urandom(4), "little"))
         cmd = [
             sys.executable,
             "-m",
@@ -81,26 +72,24 @@ def main(argv=None):
             "-n",
             args.workers,
             "--hypothesis-seed",
-            str(int.from_bytes(os.urandom(4), "little")),
+            seed,
             "--impl",
             args.impl,
             "--case-dir",
             args.case_dir,
-            "--verdicts-json",
-            report,
             *args.pytest_args,
         ]
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             while child.poll() is None:
                 time.sleep(1)
-                done, failed = _progress(prefix)
-                now = time.monotonic()
-                rate = (base[0] + done) / max(now - start, 1e-9)
+                now, tally = time.monotonic(), _tally(prefix)
+                batches = total.batches + tally.batches
+                failing = _failing(total) + _failing(tally)
                 print(
                     f"\r[round {round_no}] elapsed {_clock(now - start)}  remaining "
-                    f"{_clock(max(deadline - now, 0))}  {base[0] + done} batches  {rate:.1f}/s  "
-                    f"failures {base[1] + failed}   ",
+                    f"{_clock(max(deadline - now, 0))}  {batches} batches  {batches / (now - start):.1f}/s  "
+                    f"failing properties {failing}   ",
                     end="",
                     flush=True,
                 )
@@ -114,22 +103,21 @@ def main(argv=None):
             child.wait(timeout=60)
         except subprocess.TimeoutExpired:
             child.kill()
-        done, failed = _progress(prefix)
-        base = (base[0] + done, base[1] + failed)
-        _merge(totals, report)
+        round_tally = _tally(prefix)
+        total.merge(round_tally.dump())
+        total.batches += round_tally.batches
     print()
-    rows = [
-        {"operation": k[0], "layout": k[1], "property": k[2], **v, "verdict": "FAIL" if v["failures"] else "PASS"}
-        for k, v in sorted(totals.items())
-    ]
+    rows = verdict_rows(total)
     for line in format_table(rows):
         print(line)
+    seconds = time.monotonic() - start
     with open(args.report, "w") as f:
-        json.dump(
-            {"rows": rows, "batches": base[0], "failures": base[1], "seconds": time.monotonic() - start}, f, indent=1
-        )
-    print(f"{base[0]} batches in {_clock(time.monotonic() - start)}, {base[1]} failing; cases in {args.case_dir}/")
-    return int(base[1] > 0)
+        json.dump({"rows": rows, "batches": total.batches, "seconds": seconds}, f, indent=1)
+    print(
+        f"{total.batches} batches in {_clock(seconds)} ({total.batches / seconds:.1f}/s); "
+        f"{_failing(total)} failing properties; cases in {args.case_dir}/"
+    )
+    return int(_failing(total) > 0)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ the controller, which prints one table (operation x layout x property:
 examples, failures, worst error relative to its bound, verdict) and the
 device each worker ran on, and writes it as JSON with ``--verdicts-json``.
 With ``LORA_PROGRESS`` set to a path, each process also keeps its running
-counts there (``PATH.<worker>``) for a live progress line (``tests/fuzz.py``).
+tally there (``PATH.<worker>``), for the fuzz driver's live line and table.
 """
 
 import json
@@ -40,9 +40,8 @@ class Tally:
 
     def write_progress(self):
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        failures = sum(r["failures"] for r in self.rows.values())
         with open(f"{self._progress}.{worker}", "w") as f:
-            json.dump({"batches": self.batches, "failures": failures}, f)
+            f.write(self.dump())
         self._written = time.monotonic()
 
     @contextmanager
@@ -66,7 +65,8 @@ class Tally:
         self.devices.update(data["devices"])
 
     def dump(self) -> str:
-        return json.dumps({"rows": [[list(k), v] for k, v in self.rows.items()], "devices": self.devices})
+        rows = [[list(k), v] for k, v in self.rows.items()]
+        return json.dumps({"rows": rows, "devices": self.devices, "batches": self.batches})
 
 
 def pytest_addoption(parser):

@@ -59,8 +59,12 @@ scalings = st.sampled_from([1.0, 0.5, -2.0, 0.0, 3.0]) | st.floats(-4, 4, width=
 
 @st.composite
 def slot_pools(draw, max_rank: int, max_slots: int = 6):
-    """Adapter slots with mixed ranks, rank 0 (no LoRA) included."""
-    rank = st.integers(0, max_rank) | st.sampled_from([0, max_rank])
+    """Adapter slots with mixed ranks, rank 0 (no LoRA) included.
+
+    Ranks shrink towards 1, not 0: a failing batch then shrinks to one slot of
+    rank 1 rather than to a used slot behind rank-0 slots that cannot go.
+    """
+    rank = st.integers(1, max_rank) | st.sampled_from([0, max_rank])
     return tuple(draw(st.lists(st.builds(Slot, rank, scalings), min_size=1, max_size=max_slots)))
 
 
