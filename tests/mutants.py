@@ -1,0 +1,162 @@
+"""The planted-bug catalogue: small, named, realistic edits of ``impl/`` that the suite must catch.
+
+Each :class:`Mutant` replaces one exact piece of source text (it must occur exactly once, so that a
+change of ``impl/`` that moves it fails loudly instead of planting nothing) with a buggy version.
+``tests/mutate.py`` applies one at a time to a copy of the tree (``@triton.jit`` reads the kernel's
+source text, so the edit has to be on disk) and runs the CI profile against it. A mutant that no
+input of the contract can tell apart from the original carries the reason in ``equivalent``; every
+other survivor is a gap of the suite. docs/mutants.md has the results.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to the repository root
+    find: str  # occurs exactly once in ``file``
+    replace: str
+    what: str  # the planted bug, one line
+    quick: bool = False  # in the ``--quick`` subset
+    equivalent: str = ""  # why no test at the contract's sizes can kill it (empty: it must be killed)
+
+    def planted(self, text: str) -> str:
+        """``text`` (the source of ``file``) with the bug planted."""
+        count = text.count(self.find)
+        assert count == 1, f"mutant {self.name}: {self.find!r} occurs {count} times in {self.file}, expected once"
+        return text.replace(self.find, self.replace)
+
+    def apply(self, root: Path) -> None:
+        """Plants the bug in the tree at ``root`` (a copy, never the working tree)."""
+        path = root / self.file
+        path.write_text(self.planted(path.read_text()))
+
+
+SEG, SHRINK, EXPAND, ROUTING, BATCH = (
+    f"impl/{m}.py" for m in ("segments", "shrink", "expand", "routing", "batch_info")
+)
+# The logical position of each lane: the row of the per-sequence layout, wrong in the sorted one.
+LOGICAL = "(tl.load(seg_indptr + seg) + row_tile * BLOCK_S + tl.arange(0, BLOCK_S))"
+INT32_ROWS = (
+    "row * stride stays below 2^31 at the contract's test sizes (at most 8 x 40 rows, rows of at most 150 "
+    "elements): it wraps only past 2^31 elements of x or of the output (4 GiB of bf16), which needs a GPU test"
+)
+MASKED_EXIT = "a tile starting exactly at n_valid has n_mask all false: it loads and stores nothing either way"
+
+MUTANTS = [
+    # ---- impl/segments.py: which rows a program serves (shared by every kernel)
+    Mutant("seg_row_mask_le", SEG, "mask = offs < seg_len", "mask = offs <= seg_len",
+           "row mask off by one: each row tile serves one row past its segment", quick=True),
+    Mutant("seg_perm_no_start", SEG, "permutation + seg_start + offs", "permutation + offs",
+           "sorted layout reads permutation from 0 for every segment, not from the segment's start"),
+    Mutant("seg_perm_ignored", SEG, "rows = tl.load(permutation + seg_start + offs, mask=mask, other=0)",
+           "rows = seg_start + offs", "sorted layout serves logical positions as rows: the permutation is never read"),
+    Mutant("seg_perm_load_unmasked", SEG, "rows = tl.load(permutation + seg_start + offs, mask=mask, other=0)",
+           "rows = tl.load(permutation + seg_start + offs)",
+           "permutation read without the row mask: the last segment's tile reads past the live entries"),
+    Mutant("seg_rows_int32", SEG, "return rows.to(tl.int64), mask", "return rows, mask",
+           "row offsets in int32: row * stride wraps on batches past 2^31 elements", equivalent=INT32_ROWS),
+    Mutant("seg_row_tiles_floor", SEG, "triton.cdiv(max(batch_info.max_len, 1), block_s)",
+           "max(batch_info.max_len, 1) // block_s", "grid rows rounded down: the last partial row tile never runs"),
+    # ---- impl/shrink.py
+    Mutant("shrink_k_mask_le", SHRINK, "k_mask = offs_k < K - k", "k_mask = offs_k <= K - k",
+           "k mask off by one: one input column past K joins the dot product"),
+    Mutant("shrink_n_mask_le", SHRINK, "n_mask = offs_n < n_valid", "n_mask = offs_n <= n_valid",
+           "n mask off by one: stores one column past stack_num*r (out of the row when r == R)"),
+    Mutant("shrink_exit_gt", SHRINK, "n_tile * BLOCK_N >= n_valid", "n_tile * BLOCK_N > n_valid",
+           "n-tile early exit off by one", equivalent=MASKED_EXIT),
+    Mutant("shrink_rank_not_stacked", SHRINK, "n_valid = stack_num * tl.load(lora_ranks + slot)",
+           "n_valid = tl.load(lora_ranks + slot)", "stacked shrink computes only the first slice's r columns"),
+    Mutant("shrink_slot_stride_n", SHRINK, "slot.to(tl.int64) * w_stride_l", "slot.to(tl.int64) * w_stride_n",
+           "weight pool indexed with the row stride: slot a reads row a of slot 0"),
+    Mutant("shrink_weights_by_segment", SHRINK, "w + slot.to(tl.int64)", "w + seg.to(tl.int64)",
+           "weights of the segment index, not of its slot (right only when segment i uses slot i)"),
+    Mutant("shrink_y_stride_of_x", SHRINK, "rows[:, None] * y_stride", "rows[:, None] * x_stride",
+           "output row stride copied from x (K instead of stack_num*R)"),
+    Mutant("shrink_w_not_advanced", SHRINK, "        w_ptrs += BLOCK_K\n", "",
+           "K loop advances x but not the weights: every K block multiplies the first weight block"),
+    Mutant("shrink_bf16_partials", SHRINK, "acc += tl.dot(xs, ws)",
+           "acc += tl.dot(xs, ws).to(tl.bfloat16).to(tl.float32)",
+           "each K block's partial product rounded to bf16 before accumulating (an input-dtype accumulator)"),
+    Mutant("shrink_w_load_k_mask", SHRINK, "ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :]",
+           "ws = tl.load(w_ptrs, mask=k_mask[:, None]",
+           "weight load without the n mask: reads rows past stack_num*r (and past the pool for the last slot)"),
+    Mutant("shrink_block_k_by_batch", SHRINK, "block_k = 32 if K <= 256 else 64", "block_k = 32 if S <= 64 else 64",
+           "K block picked from the token count: a token's summation order depends on its batch-mates"),
+    Mutant("shrink_load_unpermuted", SHRINK, "x_ptrs = x + rows[:, None]", f"x_ptrs = x + {LOGICAL}[:, None]",
+           "sorted layout: x read at the logical position, y stored at the permuted row"),
+    Mutant("shrink_store_unpermuted", SHRINK, "y_ptrs = y + rows[:, None]", f"y_ptrs = y + {LOGICAL}[:, None]",
+           "sorted layout: x read at the permuted row, y stored at the logical position", quick=True),
+    # ---- impl/expand.py (plain, qkv and gate/up expand)
+    Mutant("expand_no_rank0_exit", EXPAND, "if rank == 0 or row_tile", "if row_tile",
+           "no rank-0 exit: rank-0 rows get base + 0 * s (turns a -0.0 base into +0.0)", quick=True),
+    Mutant("expand_k_mask_le", EXPAND, "k_mask = offs_k < rank - k", "k_mask = offs_k <= rank - k",
+           "rank mask off by one: reads x column r (next slice or shrink's undefined cells) and W column r"),
+    Mutant("expand_x_load_rows_only", EXPAND, "xs = tl.load(x_ptrs, mask=row_mask[:, None] & k_mask[None, :]",
+           "xs = tl.load(x_ptrs, mask=row_mask[:, None]",
+           "x load without the rank mask: reads x columns past the slot's slice (a masked-off W row meets them)"),
+    Mutant("expand_x_not_advanced", EXPAND, "        x_ptrs += BLOCK_K\n", "",
+           "rank loop advances the weights but not x: every rank block multiplies x's first block"),
+    Mutant("expand_n_mask_le", EXPAND, "n_mask = offs_n < n_width", "n_mask = offs_n <= n_width",
+           "n mask off by one: writes one column past the slice (next slice or the row's end)"),
+    Mutant("expand_store_mask_rows", EXPAND, "tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=out_mask)",
+           "tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=row_mask[:, None])",
+           "store masked by rows only: the last n tile writes past the slice"),
+    Mutant("expand_slice_at_R", EXPAND, "j * rank + offs_k",
+           "j * (x_stride // (tl.num_programs(2) // n_tiles_per_slice)) + offs_k",
+           "stacked x slice j read at j*R (R recovered as x.shape[1] // num_slices), not at the rank-packed j*r"),
+    Mutant("expand_x_stride_R", EXPAND, "x.stride(0),", "weights.shape[-1],",
+           "x row stride passed as R: right for plain expand, wrong for stacked x (S, slices*R)"),
+    Mutant("expand_scaling_dropped", EXPAND, "+ acc * scaling", "+ acc", "scaling never applied"),
+    Mutant("expand_scaling_twice", EXPAND, "+ acc * scaling", "+ acc * scaling * scaling", "scaling applied twice"),
+    Mutant("expand_scaling_by_segment", EXPAND, "tl.load(scalings + slot)", "tl.load(scalings + seg)",
+           "scaling of the segment index, not of its slot"),
+    Mutant("expand_scaling_bf16", EXPAND, "scaling = tl.load(scalings + slot)",
+           "scaling = tl.load(scalings + slot).to(tl.bfloat16).to(tl.float32)",
+           "scaling rounded to bf16 before use (off by up to 2^-9 relative)"),
+    Mutant("expand_base_not_added", EXPAND, "result = base.to(tl.float32) + acc * scaling", "result = acc * scaling",
+           "base output overwritten instead of accumulated into"),
+    Mutant("expand_lora_rounded_first", EXPAND, "result = base.to(tl.float32) + acc * scaling",
+           "result = base.to(tl.float32) + (acc * scaling).to(out.dtype.element_ty).to(tl.float32)",
+           "LoRA term rounded to the output dtype before adding base (two roundings)", quick=True),
+    Mutant("expand_w_slice_offset", EXPAND, "(n_start + offs_n[None, :]).to(tl.int64)", "offs_n[None, :].to(tl.int64)",
+           "every slice multiplies slice 0's weights"),
+    Mutant("expand_wrong_slice", EXPAND, "out_stride + n_start + offs_n", "out_stride + offs_n",
+           "every slice accumulated into slice 0's columns"),
+    Mutant("expand_qkv_uniform", EXPAND, "n_start = tl.load(output_offset + j)", "n_start = j * slice_width",
+           "qkv slice j placed at j * max_qkv_out_dim, as if q, k, v had equal widths"),
+    Mutant("expand_qkv_width_max", EXPAND, "n_width = tl.load(output_offset + j + 1) - n_start",
+           "n_width = slice_width", "every qkv slice max_qkv_out_dim wide: the narrow k, v slices run over"),
+    Mutant("expand_n_tiles_floor", EXPAND, "triton.cdiv(slice_width, BLOCK_N)", "slice_width // BLOCK_N",
+           "n tiles per slice rounded down: a slice's last partial tile never runs"),
+    Mutant("expand_store_unpermuted", EXPAND, "out_ptrs = out + rows[:, None]", f"out_ptrs = out + {LOGICAL}[:, None]",
+           "sorted layout: x read at the permuted row, base read and stored at the logical position"),
+    Mutant("expand_load_unpermuted", EXPAND, "x_ptrs = x + rows[:, None]", f"x_ptrs = x + {LOGICAL}[:, None]",
+           "sorted layout: x read at the logical position, stored at the permuted row"),
+    # ---- impl/routing.py: the sorted layout
+    Mutant("routing_unstable", ROUTING, "stable=True", "stable=False",
+           "permutation from an unstable sort: rows of one slot may leave ascending order"),
+    Mutant("routing_reverse_tiebreak", ROUTING, "torch.sort(slot_of_row, stable=True)",
+           "torch.sort(slot_of_row * num_tokens - rows, stable=True)",
+           "sort key slot*T - row: grouped by slot, but descending rows inside a slot", quick=True),
+    Mutant("routing_sentinel_last_slot", ROUTING, "torch.full((1,), num_slots,", "torch.full((1,), num_slots - 1,",
+           "rows past the live count routed to the last slot instead of the sentinel"),
+    Mutant("routing_search_left", ROUTING, "rows, right=True)", "rows, right=False)",
+           "row-to-sequence search side flipped: the first row of a sequence goes to the one before"),
+    Mutant("routing_lens_shifted", ROUTING, "seg_lens = counts[:num_slots]", "seg_lens = counts[1:]",
+           "segment lengths off by one slot (the sentinel's count included)"),
+    Mutant("routing_indptr_inclusive", ROUTING, "out=sorted_indptr[1:]", "out=sorted_indptr[:-1]",
+           "seg_indptr written one place early: segment a starts at the end of its own rows"),
+    # ---- impl/graph.py: the static buffers of CUDA-graph replay
+    Mutant("graph_stale_tail", "impl/graph.py", "        static[n:].zero_()\n", "",
+           "buffers written from device tensors keep the previous batch's tail: stale lengths and slots"),
+    # ---- impl/batch_info.py: sizes of the launch
+    Mutant("per_sequence_max_len_bs", BATCH, "max_len=max(seg_lens, default=0)", "max_len=len(seg_lens)",
+           "per-sequence max_len set to the number of sequences"),
+    Mutant("sorted_max_len_of_sequences", ROUTING, "max_len=num_tokens,", "max_len=batch.max_len,",
+           "sorted max_len kept from the per-sequence batch: a slot's merged rows can outgrow it"),
+]
+BY_NAME = {m.name: m for m in MUTANTS}
+assert len(BY_NAME) == len(MUTANTS), "mutant names must be unique"
