@@ -6,7 +6,10 @@ and ``mag`` the same expression over absolute values,
 A correct kernel:
 
 1. forms each product of two bf16 (or fp16) operands exactly in fp32
-   (8 + 8 significant bits fit in fp32's 24);
+   (8 + 8 significant bits fit in fp32's 24). fp32 operands may be read as
+   tf32 by the tensor cores (Triton's default dot precision): each rounded
+   to 11 significant bits, relative error ``v = 2^-11``, so a product is off
+   by at most ``(2v + v^2) |x_k w_k| <= 3v |x_k w_k|``;
 2. adds ``n`` of them in fp32 in any order; each addition is off by at most
    one fp32 ulp, 2^-23 relative (round-to-nearest gives half that; one ulp
    also covers truncating tensor-core accumulators);
@@ -15,7 +18,8 @@ A correct kernel:
 4. rounds the fp32 value once to the output dtype: relative error ``u``
    (2^-8 for bf16), plus half the output's subnormal spacing near zero.
 
-Steps 2-3 give at most ``(n + 2) * 2^-23 * mag`` (first order; the float64
+Steps 1-3 give at most ``(3v + (n + 2) * 2^-23) * mag`` (first order; ``3v`` is
+applied to all of ``mag``, |base| included: looser, never tighter; the float64
 reference is off by ``n * 2^-53 * mag``, covered too). Products or sums that
 fall below fp32's normal range (2^-126) may also be flushed or rounded:
 at most 2^-126 per operation, ``(n + 3) * 2^-126 * (1 + |s|)`` in all. Step 4
@@ -27,6 +31,7 @@ values are judged by what rounding allows for them, not by a fixed atol.
 import torch
 
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
+INPUT_ROUNDOFF = {torch.bfloat16: 0.0, torch.float16: 0.0, torch.float32: 2.0**-11}  # tf32 operands
 HALF_SUBNORMAL_SPACING = {torch.bfloat16: 2.0**-134, torch.float16: 2.0**-25, torch.float32: 2.0**-150}
 FP32_STEP = 2.0**-23
 FP32_TINY = 2.0**-126
@@ -35,5 +40,6 @@ FP32_TINY = 2.0**-126
 def error_bound(ref: torch.Tensor, mag: torch.Tensor, n_terms: int, max_abs_scaling: float, dtype) -> torch.Tensor:
     """Largest ``|kernel - ref|`` that rounding allows per cell (see the module docstring)."""
     u = UNIT_ROUNDOFF[dtype]
-    fp32_err = (n_terms + 2) * FP32_STEP * mag + (n_terms + 3) * FP32_TINY * (1 + max_abs_scaling)
+    products = 3 * INPUT_ROUNDOFF[dtype] + (n_terms + 2) * FP32_STEP
+    fp32_err = products * mag + (n_terms + 3) * FP32_TINY * (1 + max_abs_scaling)
     return u * ref.abs() + (1 + u) * fp32_err + HALF_SUBNORMAL_SPACING[dtype]

@@ -38,7 +38,6 @@ def case_record(op, layout, prop, batch, params, impl_name, device, error="") ->
         "property": prop,
         "batch": asdict(batch),
         "params": params,
-        "dtype": "bfloat16",
         "impl": impl_name,
         "error": error[:4000],
         "versions": {"torch": torch.__version__, "triton": triton.__version__, "python": platform.python_version()},

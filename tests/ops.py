@@ -198,9 +198,10 @@ def batch_info_of(batch: Batch, device) -> impl.LoRABatchInfo:
     )
 
 
-def materialize(batch: Batch, op: OpInfo, device, dtype=torch.bfloat16) -> Case:
+def materialize(batch: Batch, op: OpInfo, device) -> Case:
     """Tensors for ``batch``, made from its seed on the CPU and moved to ``device``."""
     v = batch.values
+    dtype = getattr(torch, v.dtype)
     gen = torch.Generator().manual_seed(v.seed)
     S, L, R, d = batch.num_tokens, len(batch.slots), batch.max_rank, batch.dims
     x = _values((S, op.x_cols(d, R)), v.x_exp, v.awkward, gen).to(dtype)

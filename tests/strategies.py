@@ -39,6 +39,7 @@ class Values:
     x_exp: int = 0
     w_exp: int = 0
     awkward: bool = False  # sprinkle -0.0, exact zeros, subnormals and large entries
+    dtype: str = "bfloat16"  # of activations and weights; float32 shows summation-order changes bf16 hides
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,14 @@ def values():
         x_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
         w_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
         awkward=st.booleans(),
+        dtype=st.sampled_from(["bfloat16", "bfloat16", "float32"]),
     )
 
 
 @st.composite
 def batches(draw, dims_strategy):
     """A whole batch for one operation: R, its slots, the sequences, the dims, the values."""
-    max_rank = draw(st.integers(1, 24))
+    max_rank = draw(st.integers(1, 24) | st.sampled_from([33, 64]))  # past 32: several rank blocks
     slots = draw(slot_pools(max_rank))
     seqs = draw(sequence_lists(len(slots)))
     dims = draw(dims_strategy)

@@ -138,7 +138,8 @@ def batch_in(draw, cap: Capacity, kind: str):
         lengths = draw(split(draw(total) if n else 0, n))
     slot = st.just(draw(st.integers(0, L - 1))) if kind == "one adapter" else st.integers(0, L - 1)
     seqs = tuple(Seq(length, draw(slot)) for length in lengths)
-    return Batch(R, slots, seqs, cap.dims, draw(values()))
+    bf16_values = values().map(lambda v: replace(v, dtype="bfloat16"))  # the graph's statics are bf16
+    return Batch(R, slots, seqs, cap.dims, draw(bf16_values))
 
 
 def host_lists(batch):
