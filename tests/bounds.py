@@ -7,9 +7,10 @@ A correct kernel:
 
 1. forms each product of two bf16 (or fp16) operands exactly in fp32
    (8 + 8 significant bits fit in fp32's 24). fp32 operands may be read as
-   tf32 by the tensor cores (Triton's default dot precision): each rounded
-   to 11 significant bits, relative error ``v = 2^-11``, so a product is off
-   by at most ``(2v + v^2) |x_k w_k| <= 3v |x_k w_k|``;
+   tf32 by the tensor cores (Triton's default dot precision): cut to 11
+   significant bits, the low 13 bits dropped rather than rounded, so each
+   operand is off by less than ``v = 2^-10`` relative (2^-11 if rounded),
+   and a product by at most ``(2v + v^2) |x_k w_k| <= 3v |x_k w_k|``;
 2. adds ``n`` of them in fp32 in any order; each addition is off by at most
    one fp32 ulp, 2^-23 relative (round-to-nearest gives half that; one ulp
    also covers truncating tensor-core accumulators);
@@ -31,7 +32,7 @@ values are judged by what rounding allows for them, not by a fixed atol.
 import torch
 
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
-INPUT_ROUNDOFF = {torch.bfloat16: 0.0, torch.float16: 0.0, torch.float32: 2.0**-11}  # tf32 operands
+INPUT_ROUNDOFF = {torch.bfloat16: 0.0, torch.float16: 0.0, torch.float32: 2.0**-10}  # tf32 operands, truncated
 HALF_SUBNORMAL_SPACING = {torch.bfloat16: 2.0**-134, torch.float16: 2.0**-25, torch.float32: 2.0**-150}
 FP32_STEP = 2.0**-23
 FP32_TINY = 2.0**-126
