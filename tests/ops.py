@@ -159,15 +159,8 @@ class Case:
 BAD_INDEX = 1 << 30  # what an index tensor's margins hold: out of range for every index
 
 
-def in_poisoned_margins(t: torch.Tensor, rows: int = GUARD_ROWS, cols: int = 0) -> torch.Tensor:
-    """``t`` as a view inside a larger allocation whose margins hold poison.
-
-    ``rows`` margins before and after along the first dimension and ``cols``
-    padding columns after each row (2-D; the view's row stride grows). The
-    poison is NaN for floats (``0 * NaN`` is NaN, so a stray read that meets a
-    masked zero still shows) and an out-of-range value for index tensors.
-    The view is contiguous when ``cols == 0``.
-    """
+def _in_margins(t: torch.Tensor, rows: int, cols: int):
+    """``(buffer, view)``: ``t`` copied into the interior of a larger, poison-filled buffer."""
     fill = NAN if t.is_floating_point() else BAD_INDEX
     shape = (t.shape[0] + 2 * rows, *t.shape[1:])
     if cols:
@@ -177,7 +170,24 @@ def in_poisoned_margins(t: torch.Tensor, rows: int = GUARD_ROWS, cols: int = 0) 
     if cols:
         view = view[:, : t.shape[1]]
     view.copy_(t)
-    return view
+    return buf, view
+
+
+def in_poisoned_margins(t: torch.Tensor, rows: int = GUARD_ROWS, cols: int = 0) -> torch.Tensor:
+    """``t`` as a view inside a larger allocation whose margins hold poison.
+
+    ``rows`` margins before and after along the first dimension and ``cols``
+    padding columns after each row (2-D; the view's row stride grows). The
+    poison is NaN for floats (``0 * NaN`` is NaN, so a stray read that meets a
+    masked zero still shows) and an out-of-range value for index tensors.
+    The view is contiguous when ``cols == 0``.
+    """
+    return _in_margins(t, rows, cols)[1]
+
+
+def guarded_buffer(base: torch.Tensor) -> torch.Tensor:
+    """The buffer around an in-place output: its interior is ``base`` (see :attr:`Case.base`)."""
+    return _in_margins(base, GUARD_ROWS, GUARD_COLS)[0]
 
 
 def _poison_batch_info(bi: impl.LoRABatchInfo) -> impl.LoRABatchInfo:
@@ -208,15 +218,11 @@ def materialize(batch: Batch, op: OpInfo, device) -> Case:
     w = _values((L, *op.w_shape(d, R)), v.w_exp, v.awkward, gen).to(dtype)
     case = Case(batch, op, batch_info_of(batch, device), x, w, None)
     op.poison(x, w, d, case.row_ranks(), [s.rank for s in batch.slots])
-    base_buffer = None
     if op.in_place:
-        n = op.out_cols(d)
-        base_buffer = torch.full((S + 2 * GUARD_ROWS, n + GUARD_COLS), NAN).to(dtype)
-        base_buffer[GUARD_ROWS : GUARD_ROWS + S, :n] = _values((S, n), v.x_exp + v.w_exp, v.awkward, gen).to(dtype)
-        base_buffer = base_buffer.to(device)
+        base = _values((S, op.out_cols(d)), v.x_exp + v.w_exp, v.awkward, gen).to(dtype)
+        case.base_buffer = guarded_buffer(base.to(device))
     case.x = in_poisoned_margins(x.to(device), cols=GUARD_COLS)
     case.w = in_poisoned_margins(w.to(device), rows=1)
-    case.base_buffer = base_buffer
     return case
 
 
@@ -267,10 +273,6 @@ def subbatch(case: Case, order) -> tuple:
     )
     device = case.x.device
     index = torch.tensor(rows, dtype=torch.long, device=device)
-    buf = None
-    if case.op.in_place:
-        S, n = len(rows), case.op.out_cols(batch.dims)
-        buf = torch.full((S + 2 * GUARD_ROWS, n + GUARD_COLS), NAN, dtype=case.x.dtype, device=device)
-        buf[GUARD_ROWS : GUARD_ROWS + S, :n] = case.base[index]
+    buf = guarded_buffer(case.base[index]) if case.op.in_place else None
     x = in_poisoned_margins(case.x[index], cols=GUARD_COLS)
     return Case(batch, case.op, batch_info_of(batch, device), x, case.w, buf), index
