@@ -121,21 +121,24 @@ def triage(record, module, device, out=sys.stdout):
     )
     print(f"implementation: {module.__name__};  here: {device}", file=out)
     print(f"batch: {batch}", file=out)
-    tally = Tally()
+    tally, messages = Tally(), {}
     for prop in PROPERTIES:
         for layout in prop.layouts:
-            params = record["params"] if prop.name == "batch-invariant" and "order" in record["params"] else {}
+            params = record["params"] if prop.name == record["property"] else {}
             if prop.params and not params:
                 params = {"order": list(range(len(batch.seqs)))[::-1]}  # all sequences, reversed
             try:
                 prop.check(module, materialize(batch, op, device), layout, tally, **params)
             except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:300]
-                print(f"  FAIL  {prop.name:<22} {layout:<9} {first}", file=out)
+                messages[(prop.name, layout)] = str(exc).strip().splitlines()[0][:300]
     for (_, layout, name), row in sorted(tally.rows.items()):
         verdict = "PASS" if row["failures"] == 0 else "FAIL"
         worst = f"{row['worst']:.3g}" if name == "close to reference" else "exact"
         print(f"  {verdict}  {name:<22} {layout:<9} worst err/bound {worst}", file=out)
+        if (name, layout) in messages:
+            print(f"        {messages.pop((name, layout))}", file=out)
+    for (name, layout), message in messages.items():  # raised before the property could check anything
+        print(f"  ERROR {name:<22} {layout:<9} {message}", file=out)
     if device.type == "cuda":
         for layout in ("unsorted", "sorted"):
             agrees = graph_agrees(module, materialize(batch, op, device), layout)
