@@ -1,10 +1,13 @@
 """A time-boxed fuzzing run: ``python -m tests.fuzz --minutes 60 [-n 4] [--impl MODULE] [-- PYTEST ARGS]``.
 
 Runs rounds of the property suite under the ``fuzz`` profile (fresh random
-seeds each round, one example database on disk shared by every worker and
+examples each round, one example database on disk shared by every worker and
 round, so a failure found once is replayed first ever after) until the time
 box ends, with one live line: elapsed and remaining time, batches checked per
-second, failures so far. Every failure is saved as a case file (``--case-dir``).
+second, failures so far. Every failure is saved as a case file (``--case-dir``)
+and its message, with the replay command, goes to the rounds' log (``--log``).
+No ``--hypothesis-seed`` is passed: hypothesis neither reads nor writes its
+database for a test run under a forced seed.
 Ctrl-C stops the run without losing what it found; the merged verdict table
 is printed and written to ``fuzz-report.json`` at the end.
 """
@@ -51,6 +54,7 @@ def main(argv=None):
     parser.add_argument("--impl", default="impl")
     parser.add_argument("--case-dir", default="fuzz-cases")
     parser.add_argument("--report", default="fuzz-report.json")
+    parser.add_argument("--log", default="fuzz-rounds.log", help="every round's pytest output, appended")
     parser.add_argument("pytest_args", nargs="*", default=["tests/test_properties.py", "tests/test_routing.py"])
     args = parser.parse_args(argv)
     start = time.monotonic()
@@ -61,7 +65,6 @@ def main(argv=None):
         round_no += 1
         prefix = f"{work}/round{round_no}"
         env = {**os.environ, "HYPOTHESIS_PROFILE": "fuzz", "LORA_PROGRESS": prefix}
-        seed = str(int.from_bytes(os.urandom(4), "little"))
         cmd = [
             sys.executable,
             "-m",
@@ -71,15 +74,16 @@ def main(argv=None):
             "no:cacheprovider",
             "-n",
             args.workers,
-            "--hypothesis-seed",
-            seed,
             "--impl",
             args.impl,
             "--case-dir",
             args.case_dir,
             *args.pytest_args,
         ]
-        child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        with open(args.log, "a") as log:
+            log.write(f"==== round {round_no}: {' '.join(cmd)}\n")
+            log.flush()
+            child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             while child.poll() is None:
                 time.sleep(1)
@@ -110,9 +114,15 @@ def main(argv=None):
     rows = verdict_rows(total)
     for line in format_table(rows):
         print(line)
+    for worker, dev in sorted(total.devices.items()):
+        print(f"worker {worker}: {dev}")
     seconds = time.monotonic() - start
+    cases = sorted(glob.glob(f"{args.case_dir}/*.json"))
+    for path in cases:
+        print(f"case: {path}")
     with open(args.report, "w") as f:
-        json.dump({"rows": rows, "batches": total.batches, "seconds": seconds}, f, indent=1)
+        report = {"rows": rows, "devices": total.devices, "batches": total.batches, "seconds": seconds}
+        json.dump({**report, "rounds": round_no, "cases": cases}, f, indent=1)
     print(
         f"{total.batches} batches in {_clock(seconds)} ({total.batches / seconds:.1f}/s); "
         f"{_failing(total)} failing properties; cases in {args.case_dir}/"

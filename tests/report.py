@@ -46,11 +46,14 @@ class Tally:
 
     @contextmanager
     def check(self, op: str, layout: str, prop: str):
-        """Records one example of ``prop``: failed if the body raises (an assertion or a kernel error)."""
+        """Records one example of ``prop``: failed if the body raises (an assertion or a kernel error).
+
+        An interrupt (Ctrl-C, the fuzz driver's time box) records nothing: it is not a verdict.
+        """
         outcome = {"ratio": 0.0}
         try:
             yield outcome
-        except BaseException:
+        except Exception:
             self.record(op, layout, prop, False, outcome["ratio"])
             raise
         self.record(op, layout, prop, True, outcome["ratio"])
