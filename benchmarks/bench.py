@@ -9,7 +9,8 @@ For every operation and shape of the grid it times, under CUDA-graph replay
 - ``sglang sorted`` / ``sglang unsorted``: sglang's kernels through ``adapters.sglang`` (skipped, with the
   reason, when that module cannot be imported);
 - ``torch gather+bmm``: ``weights[slot of each token]`` gathered, then ``torch.bmm``;
-- ``empty kernel``: an empty ``@triton.jit`` kernel launched on the grid of our sorted kernel (the launch floor).
+- ``empty kernel``: an empty ``@triton.jit`` kernel launched on each grid our sorted path launches (the launch
+  floor: shrink is two kernels, the split-K partials and their sum).
 
 The roofline is the bytes the operation must move (see ``bytes_moved``) over the copy bandwidth measured in
 the same run. Writes ``results_<gpu>.md`` (header + tables), ``results_<gpu>.json`` and ``results_<gpu>.png``
@@ -190,27 +191,34 @@ class _GridRecorder:
 
     def __init__(self):
         self.grid = None
+        self.launched = lambda grid: None
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
             self.grid = tuple(grid(kwargs) if callable(grid) else grid)
+            self.launched(self.grid)
 
         return launch
 
 
-def launch_grid(module_name: str, kernel_name: str, call):
-    """The grid that ``call()`` launches ``module_name.kernel_name`` on, found without launching it."""
+def launch_grids(module_name: str, kernel_names, call) -> list:
+    """The grids that ``call()`` launches the kernels ``module_name.<name>`` on, in order, found without launching."""
     module = importlib.import_module(module_name)
-    original = getattr(module, kernel_name)
-    recorder = _GridRecorder()
-    setattr(module, kernel_name, recorder)
+    recorders = {name: _GridRecorder() for name in kernel_names}
+    originals = {name: getattr(module, name) for name in kernel_names}
+    order = []
+    for name, recorder in recorders.items():
+        recorder.launched = lambda grid, name=name: order.append((name, grid))
+        setattr(module, name, recorder)
     try:
         call()
     finally:
-        setattr(module, kernel_name, original)
-    if recorder.grid is None:
-        raise RuntimeError(f"{module_name}.{kernel_name} was not launched")
-    return [int(g) for g in recorder.grid] + [1] * (3 - len(recorder.grid))
+        for name, original in originals.items():
+            setattr(module, name, original)
+    missing = [name for name in kernel_names if recorders[name].grid is None]
+    if missing:
+        raise RuntimeError(f"{module_name}: {', '.join(missing)} not launched")
+    return [[int(g) for g in grid] + [1] * (3 - len(grid)) for _, grid in order]
 
 
 # ---------------------------------------------------------------------------------------------------- one group
@@ -454,13 +462,17 @@ class Bench:
         def ours_grid(row):
             base = None if op.is_shrink else case.base
             module = "impl.shrink" if op.is_shrink else "impl.expand"
-            kernel = "_shrink_kernel" if op.is_shrink else "_expand_kernel"
-            row.grid = launch_grid(module, kernel, case.call(self.impl, case.sorted, base))
+            kernels = ("_shrink_kernel", "_sum_splits_kernel") if op.is_shrink else ("_expand_kernel",)
+            row.grid = launch_grids(module, kernels, case.call(self.impl, case.sorted, base))
             ptr = case.x
-            grid = tuple(row.grid)
+
+            def floor():
+                for grid in row.grid:
+                    _empty_kernel[tuple(grid)](ptr)
+
             if self.calling:
-                _empty_kernel[grid](ptr)
-            self.time_into(row, lambda: _empty_kernel[grid](ptr))
+                floor()
+            self.time_into(row, floor)
 
         self.guarded(rows["empty kernel"], ours_grid)
 
@@ -668,7 +680,7 @@ def full_table(rows) -> list:
         cells = [r.op, r.impl, r.phase, str(r.batch), str(r.tokens), str(r.adapters), str(r.rank), fmt_us(r.time_us),
                  "-" if r.gbps is None else f"{r.gbps:.0f}", fmt_us(r.roofline_us), fmt_x(r.x_roofline),
                  fmt_x(r.x_floor), fmt_x(r.x_sglang), fmt_err(r.rel_err),
-                 "-" if r.grid is None else "x".join(map(str, r.grid)), status.replace("|", "/")]
+                 "-" if r.grid is None else "+".join("x".join(map(str, g)) for g in r.grid), status.replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

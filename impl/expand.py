@@ -8,11 +8,13 @@ import torch
 import triton
 import triton.language as tl
 
-from .segments import launch_common, row_tiles, segment_rows
+from .segments import launch_common, program_tile, segment_rows, tile_grid
 from .validate import check
 
 BLOCK_S = 16
-BLOCK_N = 64
+BLOCK_N = 128
+NUM_WARPS = 4
+BLOCK_K_MAX = 64  # rank block: the whole rank up to 64
 
 
 @triton.jit
@@ -26,6 +28,7 @@ def _expand_kernel(
     weight_indices,
     lora_ranks,
     permutation,
+    num_segments,
     scalings,
     slice_width,
     n_tiles_per_slice,
@@ -34,29 +37,32 @@ def _expand_kernel(
     w_stride_n,
     out_stride,
     SORTED: tl.constexpr,
+    SEGMENTS: tl.constexpr,
     OFFSETS_IN_TENSOR: tl.constexpr,
     BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    row_tile = tl.program_id(0)
-    seg = tl.program_id(1)
+    seg, row_tile = program_tile(seg_lens, num_segments, BLOCK_S, SEGMENTS, SORTED)
     j = tl.program_id(2) // n_tiles_per_slice  # the slice
     n_tile = tl.program_id(2) % n_tiles_per_slice
+    if seg >= num_segments:
+        return
     seg_len = tl.load(seg_lens + seg)
     slot = tl.load(weight_indices + seg)
+    # every load of the prologue is issued before the first exit, so that their latencies overlap
+    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
     rank = tl.load(lora_ranks + slot)
-    if rank == 0 or row_tile * BLOCK_S >= seg_len:
-        return  # rank-0 rows keep base bit for bit
     if OFFSETS_IN_TENSOR:
         n_start = tl.load(output_offset + j)
         n_width = tl.load(output_offset + j + 1) - n_start
     else:
         n_start = j * slice_width
         n_width = slice_width
+    if rank == 0 or row_tile * BLOCK_S >= seg_len:
+        return  # rank-0 rows keep base bit for bit
     if n_tile * BLOCK_N >= n_width:
         return
-    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
     offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < n_width
     offs_k = tl.arange(0, BLOCK_K)
@@ -87,11 +93,11 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     if S == 0 or batch_info.num_segments == 0:
         return base_output
     R = weights.shape[-1]
-    block_k = 16 if R <= 16 else 32
+    block_k = max(16, min(BLOCK_K_MAX, triton.next_power_of_2(R)))
     n_tiles_per_slice = triton.cdiv(slice_width, BLOCK_N)
     common, sorted_layout = launch_common(batch_info)
-    grid = (row_tiles(batch_info, BLOCK_S), batch_info.num_segments, num_slices * n_tiles_per_slice)
-    _expand_kernel[grid](
+    tiles, segments = tile_grid(batch_info, S, BLOCK_S)
+    _expand_kernel[(*tiles, num_slices * n_tiles_per_slice)](
         x,
         weights,
         base_output,
@@ -105,10 +111,12 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         weights.stride(1),
         base_output.stride(0),
         SORTED=sorted_layout,
+        SEGMENTS=segments,
         OFFSETS_IN_TENSOR=output_offset is not None,
         BLOCK_S=BLOCK_S,
         BLOCK_N=BLOCK_N,
         BLOCK_K=block_k,
+        num_warps=NUM_WARPS,
     )
     return base_output
 

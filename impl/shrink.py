@@ -1,60 +1,104 @@
-"""shrink: ``y[t, :stack_num*r] = x[t] @ W[a, :stack_num*r, :].T`` (SPEC.md, operation 1)."""
+"""shrink: ``y[t, :stack_num*r] = x[t] @ W[a, :stack_num*r, :].T`` (SPEC.md, operation 1).
+
+Split-K in two kernels: each program sums one chunk of K for one row tile into a float32 partial, then
+``_sum_splits_kernel`` adds the partials in split order and rounds once. The chunk depends on K alone,
+so every row's sum is the same whatever the batch (batch-invariant and deterministic, no atomics), and
+a long K runs on many programs at once instead of one program's serial loop.
+"""
 
 import torch
 import triton
 import triton.language as tl
 
-from .segments import launch_common, row_tiles, segment_rows
+from .segments import launch_common, program_tile, segment_rows, tile_grid
 from .validate import check
 
 BLOCK_S = 16
+BLOCK_K_LONG = 128  # BLOCK_K when K > 256
+K_BLOCKS_PER_SPLIT = 4  # a split is this many BLOCK_K steps of K
+SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 
 
 @triton.jit
 def _shrink_kernel(
     x,
     w,
-    y,
+    partials,
     seg_lens,
     seg_indptr,
     weight_indices,
     lora_ranks,
     permutation,
+    num_segments,
     K,
+    k_split,
+    n_tiles,
     stack_num,
     x_stride,
     w_stride_l,
     w_stride_n,
-    y_stride,
+    p_stride_split,
+    p_stride_row,
     SORTED: tl.constexpr,
+    SEGMENTS: tl.constexpr,
     BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    row_tile = tl.program_id(0)
-    seg = tl.program_id(1)
-    n_tile = tl.program_id(2)
+    seg, row_tile = program_tile(seg_lens, num_segments, BLOCK_S, SEGMENTS, SORTED)
+    n_tile = tl.program_id(2) % n_tiles
+    split = tl.program_id(2) // n_tiles
+    if seg >= num_segments:
+        return
     seg_len = tl.load(seg_lens + seg)
     slot = tl.load(weight_indices + seg)
+    # every load of the prologue is issued before the exit, so that their latencies overlap
+    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
     n_valid = stack_num * tl.load(lora_ranks + slot)  # slices are rank-packed
     if row_tile * BLOCK_S >= seg_len or n_tile * BLOCK_N >= n_valid:
         return  # also the rank-0 exit: nothing of such a row is in the contract
-    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
     offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < n_valid
+    k_start = split * k_split
     offs_k = tl.arange(0, BLOCK_K)
-    x_ptrs = x + rows[:, None] * x_stride + offs_k[None, :]
-    w_ptrs = w + slot.to(tl.int64) * w_stride_l + offs_n[None, :].to(tl.int64) * w_stride_n + offs_k[:, None]
+    x_ptrs = x + rows[:, None] * x_stride + k_start + offs_k[None, :]
+    w_ptrs = w + slot.to(tl.int64) * w_stride_l + offs_n[None, :].to(tl.int64) * w_stride_n + k_start + offs_k[:, None]
     acc = tl.zeros((BLOCK_S, BLOCK_N), dtype=tl.float32)
-    for k in range(0, K, BLOCK_K):
+    for k in range(k_start, tl.minimum(k_start + k_split, K), BLOCK_K):
         k_mask = offs_k < K - k
         xs = tl.load(x_ptrs, mask=row_mask[:, None] & k_mask[None, :], other=0.0)
         ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
         acc += tl.dot(xs, ws)
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
-    y_ptrs = y + rows[:, None] * y_stride + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y.dtype.element_ty), mask=row_mask[:, None] & n_mask[None, :])
+    p_ptrs = partials + split * p_stride_split + rows[:, None] * p_stride_row + offs_n[None, :]
+    tl.store(p_ptrs, acc, mask=row_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def _sum_splits_kernel(
+    partials, y, seg_indptr, num_segments, N, splits, p_stride_split, SPLITS: tl.constexpr, BLOCK: tl.constexpr
+):
+    """``y = sum(partials[0..splits))`` elementwise over the live rows, rounded once (y, each split contiguous).
+
+    The live rows are ``[0, seg_indptr[num_segments])`` in both layouts: rows past them are never written.
+    All splits are loaded at once (a serial loop would wait for each load in turn); ``tl.sum``'s order
+    depends on ``SPLITS`` alone, so the sum is the same for every row and every batch.
+    """
+    numel = tl.load(seg_indptr + num_segments).to(tl.int64) * N
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    split = tl.arange(0, SPLITS)
+    mask = (split[:, None] < splits) & (offs[None, :] < numel)
+    parts = tl.load(partials + split[:, None].to(tl.int64) * p_stride_split + offs[None, :], mask=mask, other=0.0)
+    tl.store(y + offs, tl.sum(parts, 0).to(y.dtype.element_ty), mask=offs < numel)
+
+
+def shrink_blocks(K: int, N: int) -> tuple:
+    """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch."""
+    block_n = max(16, min(64, triton.next_power_of_2(N)))
+    if K <= 256:  # small K (the interpreter's test sizes): 64-wide splits, so that several get tested
+        return block_n, 32, 64
+    return block_n, BLOCK_K_LONG, BLOCK_K_LONG * K_BLOCKS_PER_SPLIT
 
 
 def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_num: int = 1) -> torch.Tensor:
@@ -65,24 +109,42 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     y = torch.empty((S, N), dtype=x.dtype, device=x.device)
     if S == 0 or batch_info.num_segments == 0:
         return y
-    block_n = 16 if N <= 16 else 32
-    block_k = 32 if K <= 256 else 64
+    block_n, block_k, k_split = shrink_blocks(K, N)
+    splits, n_tiles = triton.cdiv(K, k_split), triton.cdiv(N, block_n)
+    partials = torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
     common, sorted_layout = launch_common(batch_info)
-    grid = (row_tiles(batch_info, BLOCK_S), batch_info.num_segments, triton.cdiv(N, block_n))
-    _shrink_kernel[grid](
+    tiles, segments = tile_grid(batch_info, S, BLOCK_S)
+    _shrink_kernel[(*tiles, n_tiles * splits)](
         x,
         weights,
-        y,
+        partials,
         *common,
         K,
+        k_split,
+        n_tiles,
         stack_num,
         x.stride(0),
         weights.stride(0),
         weights.stride(1),
-        y.stride(0),
+        partials.stride(0),
+        partials.stride(1),
         SORTED=sorted_layout,
+        SEGMENTS=segments,
         BLOCK_S=BLOCK_S,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
+    )
+    splits_p2 = triton.next_power_of_2(splits)
+    block = max(SUM_ELEMENTS // splits_p2, 16)
+    _sum_splits_kernel[(triton.cdiv(S * N, block),)](
+        partials,
+        y,
+        batch_info.seg_indptr,
+        batch_info.num_segments,
+        N,
+        splits,
+        partials.stride(0),
+        SPLITS=splits_p2,
+        BLOCK=block,
     )
     return y

@@ -100,7 +100,9 @@ def install():
     call, load, store = interp.GridExecutor.__call__, builder.create_masked_load, builder.create_masked_store
 
     def checked_call(self, *args, **kwargs):
-        bound = inspect.signature(self.fn).bind_partial(*args, **kwargs).arguments
+        params = inspect.signature(self.fn).parameters  # launch options (num_warps, ...) are no arguments
+        bound = inspect.signature(self.fn).bind_partial(*args, **{k: v for k, v in kwargs.items() if k in params})
+        bound = bound.arguments
         launch = _Launch(self.fn.__name__, bound) if _state["on"] else None
         outer, _state["launch"] = _state["launch"], launch
         try:

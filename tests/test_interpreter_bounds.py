@@ -34,6 +34,14 @@ def test_correct_kernel_is_not_flagged():
     assert torch.equal(src, dst)
 
 
+def test_launch_options_are_accepted_and_still_checked():
+    src, dst = torch.arange(6.0), torch.zeros(6)
+    _copy_kernel[(2,)](src, dst, 6, 0, BLOCK=4, num_warps=8, num_stages=2)
+    assert torch.equal(src, dst)
+    with pytest.raises(Exception, match=r"_copy_kernel: load .*'src' \[6\]"):
+        _copy_kernel[(2,)](src, dst, 6, 1, BLOCK=4, num_warps=8)
+
+
 def test_one_past_the_end_is_flagged_with_kernel_argument_and_offset():
     src, dst = torch.arange(6.0), torch.zeros(6)
     with pytest.raises(Exception, match=r"_copy_kernel: load by program \(1, 0, 0\).*'src' \[6\].*offsets \[6\]"):
