@@ -88,7 +88,10 @@ OPS = [
     OpInfo(
         name="sgemm_lora_a_fwd",
         entry="sgemm_lora_a_fwd",
-        dims=st.builds(Dims, k=feature_dim(), stack_num=st.sampled_from([1, 2, 3])),
+        # K past 256 takes the long-K blocks; 600 also splits them (impl.shrink.shrink_blocks)
+        dims=st.builds(
+            Dims, k=feature_dim() | feature_dim() | st.sampled_from([300, 600]), stack_num=st.sampled_from([1, 2, 3])
+        ),
         x_cols=lambda d, R: d.k,
         w_shape=lambda d, R: (d.stack_num * R, d.k),
         out_cols=None,
