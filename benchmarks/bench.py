@@ -187,16 +187,14 @@ def _empty_kernel(ptr):
 
 
 class _GridRecorder:
-    """Stands in for a ``@triton.jit`` kernel: records the grid of ``kernel[grid](...)`` and launches nothing."""
+    """Stands in for a ``@triton.jit`` kernel: ``kernel[grid](...)`` appends ``(name, grid)``, launches nothing."""
 
-    def __init__(self):
-        self.grid = None
-        self.launched = lambda grid: None
+    def __init__(self, name: str, launches: list):
+        self.name, self.launches = name, launches
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
-            self.grid = tuple(grid(kwargs) if callable(grid) else grid)
-            self.launched(self.grid)
+            self.launches.append((self.name, tuple(grid(kwargs) if callable(grid) else grid)))
 
         return launch
 
@@ -204,21 +202,19 @@ class _GridRecorder:
 def launch_grids(module_name: str, kernel_names, call) -> list:
     """The grids that ``call()`` launches the kernels ``module_name.<name>`` on, in order, found without launching."""
     module = importlib.import_module(module_name)
-    recorders = {name: _GridRecorder() for name in kernel_names}
     originals = {name: getattr(module, name) for name in kernel_names}
-    order = []
-    for name, recorder in recorders.items():
-        recorder.launched = lambda grid, name=name: order.append((name, grid))
-        setattr(module, name, recorder)
+    launches = []
+    for name in kernel_names:
+        setattr(module, name, _GridRecorder(name, launches))
     try:
         call()
     finally:
         for name, original in originals.items():
             setattr(module, name, original)
-    missing = [name for name in kernel_names if recorders[name].grid is None]
+    missing = set(kernel_names) - {name for name, _ in launches}
     if missing:
-        raise RuntimeError(f"{module_name}: {', '.join(missing)} not launched")
-    return [[int(g) for g in grid] + [1] * (3 - len(grid)) for _, grid in order]
+        raise RuntimeError(f"{module_name}: {', '.join(sorted(missing))} not launched")
+    return [[int(g) for g in grid] + [1] * (3 - len(grid)) for _, grid in launches]
 
 
 # ---------------------------------------------------------------------------------------------------- one group

@@ -100,9 +100,8 @@ def install():
     call, load, store = interp.GridExecutor.__call__, builder.create_masked_load, builder.create_masked_store
 
     def checked_call(self, *args, **kwargs):
-        params = inspect.signature(self.fn).parameters  # launch options (num_warps, ...) are no arguments
-        bound = inspect.signature(self.fn).bind_partial(*args, **{k: v for k, v in kwargs.items() if k in params})
-        bound = bound.arguments
+        sig = inspect.signature(self.fn)  # launch options (num_warps, ...) are no kernel arguments
+        bound = sig.bind_partial(*args, **{k: v for k, v in kwargs.items() if k in sig.parameters}).arguments
         launch = _Launch(self.fn.__name__, bound) if _state["on"] else None
         outer, _state["launch"] = _state["launch"], launch
         try:
