@@ -43,15 +43,13 @@ def _expand_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    seg, row_tile = program_tile(seg_lens, num_segments, BLOCK_S, SEGMENTS, SORTED)
+    seg, row_tile, seg_start = program_tile(seg_indptr, num_segments, BLOCK_S, SEGMENTS, SORTED)
     j = tl.program_id(2) // n_tiles_per_slice  # the slice
     n_tile = tl.program_id(2) % n_tiles_per_slice
-    if seg >= num_segments:
-        return
     seg_len = tl.load(seg_lens + seg)
     slot = tl.load(weight_indices + seg)
     # every load of the prologue is issued before the first exit, so that their latencies overlap
-    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
+    rows, row_mask = segment_rows(seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S, SORTED)
     rank = tl.load(lora_ranks + slot)
     if OFFSETS_IN_TENSOR:
         n_start = tl.load(output_offset + j)

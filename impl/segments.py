@@ -5,39 +5,45 @@ import triton.language as tl
 
 
 @triton.jit
-def program_tile(seg_lens, num_segments, BLOCK_S: tl.constexpr, SEGMENTS: tl.constexpr, SORTED: tl.constexpr):
-    """``(segment, row tile)`` of this program; the segment is ``num_segments`` or more when it serves none.
+def program_tile(seg_indptr, num_segments, BLOCK_S: tl.constexpr, SEGMENTS: tl.constexpr, SORTED: tl.constexpr):
+    """``(segment, row tile, segment start)`` of this program; its row tile may lie past the segment's rows.
 
-    Per-sequence: grid axes 0 and 1 are row tile and segment. Sorted: axis 0 numbers the row tiles of all
-    segments in order, found from the running sum of the segments' tile counts (``SEGMENTS`` is
-    ``num_segments`` rounded up to a power of two), so that no program is launched for an adapter's
-    absent rows: ``cdiv(S, BLOCK_S) + num_segments`` programs cover any sorted batch of ``S`` rows.
+    Per-sequence: grid axes 0 and 1 are row tile and segment. Sorted: segment ``s``'s tiles are programs
+    ``seg_indptr[s] // BLOCK_S + s`` onwards (axis 0). These first tiles increase with ``s``, and a segment's
+    tiles end before the next one's first (as long as each segment starts where the one before it ends, as
+    the layout's ``seg_indptr`` does), so a program's segment is the last one whose first tile is at or
+    before it: one load of ``seg_indptr``, no running sum. No program is launched for an adapter's absent
+    rows: ``cdiv(S, BLOCK_S) + num_segments`` programs cover any sorted batch of ``S`` rows.
     """
     if SORTED:
         idx = tl.arange(0, SEGMENTS)
-        lens = tl.load(seg_lens + idx, mask=idx < num_segments, other=0)
-        tiles = (lens + BLOCK_S - 1) // BLOCK_S
-        ends = tl.cumsum(tiles, 0)  # one past each segment's last tile
+        starts = tl.load(seg_indptr + idx, mask=idx < num_segments, other=0)
+        first_tiles = starts // BLOCK_S + idx
         tile = tl.program_id(0)
-        seg = tl.sum((ends <= tile).to(tl.int32), 0)
-        first = tl.sum(tl.where(idx == seg, ends - tiles, 0), 0)
-        return seg, tile - first
+        seg = tl.sum(((first_tiles <= tile) & (idx < num_segments)).to(tl.int32), 0) - 1
+        seg_start = tl.sum(tl.where(idx == seg, starts, 0), 0)
+        return seg, tile - (seg_start // BLOCK_S + seg), seg_start
     else:
-        return tl.program_id(1), tl.program_id(0)
+        seg = tl.program_id(1)
+        return seg, tl.program_id(0), tl.load(seg_indptr + seg)
 
 
 @triton.jit
-def segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S: tl.constexpr, SORTED: tl.constexpr):
-    """Physical rows and mask of row tile ``row_tile`` of segment ``seg``.
+def segment_rows(
+    seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S: tl.constexpr, SORTED: tl.constexpr
+):
+    """Physical rows and mask of row tile ``row_tile`` of the segment starting at ``seg_start``.
 
-    Per-sequence: rows ``seg_start + offset``. Sorted: ``permutation[seg_start + offset]``.
-    Rows at or past the segment's length are masked off and never read or written.
+    Per-sequence: rows ``seg_start + offset``. Sorted: ``permutation[seg_start + offset]``, read at every
+    position before the live count ``seg_indptr[num_segments]`` (known as early as the segment, so that
+    this load need not wait for the segment's length). Rows at or past the segment's length are masked
+    off and never read or written.
     """
-    seg_start = tl.load(seg_indptr + seg)
     offs = row_tile * BLOCK_S + tl.arange(0, BLOCK_S)
     mask = offs < seg_len
     if SORTED:
-        rows = tl.load(permutation + seg_start + offs, mask=mask, other=0)
+        live = seg_start + offs < tl.load(seg_indptr + num_segments)
+        rows = tl.load(permutation + seg_start + offs, mask=live, other=0)
     else:
         rows = seg_start + offs
     return rows.to(tl.int64), mask

@@ -45,15 +45,13 @@ def _shrink_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    seg, row_tile = program_tile(seg_lens, num_segments, BLOCK_S, SEGMENTS, SORTED)
+    seg, row_tile, seg_start = program_tile(seg_indptr, num_segments, BLOCK_S, SEGMENTS, SORTED)
     n_tile = tl.program_id(2) % n_tiles
     split = tl.program_id(2) // n_tiles
-    if seg >= num_segments:
-        return
     seg_len = tl.load(seg_lens + seg)
     slot = tl.load(weight_indices + seg)
     # every load of the prologue is issued before the exit, so that their latencies overlap
-    rows, row_mask = segment_rows(seg_indptr, permutation, seg, seg_len, row_tile, BLOCK_S, SORTED)
+    rows, row_mask = segment_rows(seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S, SORTED)
     n_valid = stack_num * tl.load(lora_ranks + slot)  # slices are rank-packed
     if row_tile * BLOCK_S >= seg_len or n_tile * BLOCK_N >= n_valid:
         return  # also the rank-0 exit: nothing of such a row is in the contract

@@ -38,7 +38,7 @@ SEG, SHRINK, EXPAND, ROUTING, BATCH = (
     f"impl/{m}.py" for m in ("segments", "shrink", "expand", "routing", "batch_info")
 )
 # The logical position of each lane: the row of the per-sequence layout, wrong in the sorted one.
-LOGICAL = "(tl.load(seg_indptr + seg) + row_tile * BLOCK_S + tl.arange(0, BLOCK_S))"
+LOGICAL = "(seg_start + row_tile * BLOCK_S + tl.arange(0, BLOCK_S))"
 INT32_ROWS = (
     "row * stride stays below 2^31 at the contract's test sizes (at most 8 x 40 rows, rows of at most 150 "
     "elements): it wraps only past 2^31 elements of x or of the output (4 GiB of bf16), which needs a GPU test"
@@ -51,17 +51,24 @@ MUTANTS = [
            "row mask off by one: each row tile serves one row past its segment", quick=True),
     Mutant("seg_perm_no_start", SEG, "permutation + seg_start + offs", "permutation + offs",
            "sorted layout reads permutation from 0 for every segment, not from the segment's start"),
-    Mutant("seg_perm_ignored", SEG, "rows = tl.load(permutation + seg_start + offs, mask=mask, other=0)",
+    Mutant("seg_perm_ignored", SEG, "rows = tl.load(permutation + seg_start + offs, mask=live, other=0)",
            "rows = seg_start + offs", "sorted layout serves logical positions as rows: the permutation is never read"),
-    Mutant("seg_perm_load_unmasked", SEG, "rows = tl.load(permutation + seg_start + offs, mask=mask, other=0)",
+    Mutant("seg_perm_load_unmasked", SEG, "rows = tl.load(permutation + seg_start + offs, mask=live, other=0)",
            "rows = tl.load(permutation + seg_start + offs)",
-           "permutation read without the row mask: the last segment's tile reads past the live entries"),
+           "permutation read without a mask: the last segment's tile reads past the live entries"),
+    Mutant("seg_perm_live_le", SEG, "seg_start + offs < tl.load(seg_indptr + num_segments)",
+           "seg_start + offs <= tl.load(seg_indptr + num_segments)",
+           "permutation read one entry past the live count (past the buffer when the batch fills it)"),
     Mutant("seg_rows_int32", SEG, "return rows.to(tl.int64), mask", "return rows, mask",
            "row offsets in int32: row * stride wraps on batches past 2^31 elements", equivalent=INT32_ROWS),
-    Mutant("tile_end_inclusive", SEG, "tl.sum((ends <= tile)", "tl.sum((ends < tile)",
-           "sorted tile lookup off by one: a segment's last tile is taken for the next segment's"),
-    Mutant("tile_first_of_next", SEG, "tl.where(idx == seg, ends - tiles, 0)", "tl.where(idx == seg, ends, 0)",
-           "sorted tile lookup: a tile's row offset counted from the segment's end instead of its start"),
+    Mutant("tile_first_exclusive", SEG, "tl.sum(((first_tiles <= tile)", "tl.sum(((first_tiles < tile)",
+           "sorted tile lookup off by one: a segment's first tile is taken for the segment before it"),
+    Mutant("tile_first_unshifted", SEG, "first_tiles = starts // BLOCK_S + idx", "first_tiles = starts // BLOCK_S",
+           "sorted tile lookup without the one-tile shift per segment: segments in one 16-row block collide"),
+    Mutant("tile_offset_unshifted", SEG, "tile - (seg_start // BLOCK_S + seg)", "tile - seg_start // BLOCK_S",
+           "sorted tile lookup: a tile's row offset counted without its segment's shift"),
+    Mutant("tile_count_padding", SEG, "& (idx < num_segments)).to(tl.int32)", ").to(tl.int32)",
+           "sorted tile lookup counts the padding lanes past num_segments as segments"),
     Mutant("tile_grid_no_partials", SEG, "triton.cdiv(num_rows, block_s) + segments", "triton.cdiv(num_rows, block_s)",
            "sorted grid sized for full tiles only: each segment's partial tile can push the last tiles out"),
     Mutant("seg_row_tiles_floor", SEG, "triton.cdiv(max(batch_info.max_len, 1), block_s)",

@@ -19,7 +19,8 @@ runs (``tox -e cpu``: every test file) with the CI profile's examples, and only 
   ``op_name``) of another file (a shrink mutant cannot change an expand), the unsorted layout of
   ``test_properties.py`` for a routing mutant; and ``test_interpreter_*.py``, which test the
   interpreter layers of ``tests/`` and import no ``impl`` code;
-- cheap, strong checks first, so that ``-x`` stops a killed mutant early: routing, the regression
+- cheap, strong checks first, so that ``-x`` stops a killed mutant early: the tests of the mutated
+  file itself where they are named (``FIRST_FOR_FILE``: the graph buffers), routing, the regression
   corpus, closeness to the reference (which also checks guard bands and rank-0 rows), bit-exact layout
   agreement, batch invariance, determinism; cheap operations and the sorted layout first; then the
   other tests in collection order.
@@ -52,6 +53,9 @@ FIRST = [  # test names or properties (``prop_name``), cheap and strong first
     "batch-invariant",
     "deterministic",
 ]
+FIRST_FOR_FILE = {  # tests that exercise a file most directly go before everything else for its mutants
+    "impl/graph.py": ["test_buffers_follow_batches"],  # buffer contents step by step; replay tests come later
+}
 OP_ORDER = ["sgemm_lora_a_fwd", "sgemm_lora_b_fwd", "gate_up_lora_b_fwd", "qkv_lora_b_fwd"]  # by cost
 OPS_OF_FILE = {"impl/shrink.py": OP_ORDER[:1], "impl/expand.py": OP_ORDER[1:]}
 
@@ -86,8 +90,10 @@ def _runs(item, mutated) -> bool:
     return not (mutated == "impl/routing.py" and unsorted)
 
 
-def _cost(item):
+def _cost(item, mutated):
     kind = _params(item).get("prop_name", item.originalname)
+    if kind in FIRST_FOR_FILE.get(mutated, ()):
+        return -1, 0, False
     if kind not in FIRST:
         return len(FIRST), 0, False
     op = _op(item)
@@ -99,7 +105,7 @@ def pytest_collection_modifyitems(config, items):
     deselected = [item for item in items if not _runs(item, mutated)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    items[:] = sorted((item for item in items if _runs(item, mutated)), key=_cost)
+    items[:] = sorted((item for item in items if _runs(item, mutated)), key=lambda item: _cost(item, mutated))
 
 
 # ------------------------------------------------------------------------------------------- the runner

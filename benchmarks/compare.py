@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Did a kernel edit make it faster? ``python benchmarks/compare.py OLD_IMPL_DIR [--ops ...]`` (GPU).
+
+Times this tree's ``impl`` and another copy of the package (``OLD_IMPL_DIR``, e.g. made with
+``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that holds ``impl/``) in one process, on
+bench.py's decode grid, both layouts, CUDA-graph replay, median, the two alternating shape by shape so
+that clock drift hits both alike. Prints per operation and layout the time of each, new / old per
+shape and the geometric mean of new / old; checks first that both give the same output bit for bit
+(the ``sorted == unsorted`` and batch-invariance properties make that expected of a re-tiling).
+"""
+
+import argparse
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import torch
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402
+
+
+def load_package(folder: Path, name: str):
+    """``folder/impl`` imported under ``name`` (its relative imports resolve inside it)."""
+    spec = importlib.util.spec_from_file_location(name, folder / "impl" / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old", type=Path, help="folder holding the other impl/ package")
+    parser.add_argument("--ops", default="shrink,expand", help="comma-separated: " + ", ".join(bench.OPS))
+    parser.add_argument("--rep", type=int, default=20, help="do_bench_cudagraph rep in ms")
+    args = parser.parse_args()
+    new, old = importlib.import_module("impl"), load_package(args.old, "impl_old")
+    device = torch.device("cuda")
+    shapes = [s for s in bench.grid_shapes(False, False) if s.phase == "decode"]
+    print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
+          f"old = {Path(old.__file__).parent}")
+    for op_name in args.ops.split(","):
+        op = bench.OPS[op_name]
+        for layout in ("sorted", "unsorted"):
+            ratios = []
+            for shape in shapes:
+                case = bench.Case(new, op, shape, bench.REAL, device)
+                info = getattr(case, layout)
+                base = None if op.is_shrink else case.base
+                outs = [case.call(m, info, None if base is None else base.clone())() for m in (new, old)]
+                same = torch.equal(outs[0], outs[1])
+                times = []
+                for module in (new, old):
+                    fn = case.call(module, info, None if base is None else base.clone())
+                    torch.cuda.synchronize()
+                    times.append(1e3 * triton.testing.do_bench_cudagraph(fn, rep=args.rep, return_mode="median"))
+                ratios.append(times[0] / times[1])
+                print(f"{op_name:<15} {layout:<8} {shape.label:<14} new {times[0]:7.2f} us  old {times[1]:7.2f} us"
+                      f"  new/old {ratios[-1]:.3f}  {'bit-identical' if same else 'OUTPUTS DIFFER'}", flush=True)
+            geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            print(f"{op_name:<15} {layout:<8} geomean new/old {geo:.3f}  (worst {max(ratios):.3f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
