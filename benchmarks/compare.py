@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Did a kernel edit make it faster? ``python benchmarks/compare.py OLD_IMPL_DIR [--ops ...]`` (GPU).
+"""Did a kernel edit make it faster? ``python benchmarks/compare.py OLD_IMPL_DIR [--new DIR] [--ops ...]`` (GPU).
 
-Times this tree's ``impl`` and another copy of the package (``OLD_IMPL_DIR``, e.g. made with
-``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that holds ``impl/``) in one process, on
+Times this tree's ``impl`` (or the one under ``--new DIR``) and another copy of the package
+(``OLD_IMPL_DIR``, e.g. made with ``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that
+holds ``impl/``) in one process, on
 bench.py's decode grid, both layouts, CUDA-graph replay, median, the two alternating shape by shape so
 that clock drift hits both alike. Prints per operation and layout the time of each, new / old per
 shape and the geometric mean of new / old; checks first that both give the same output bit for bit
@@ -36,10 +37,12 @@ def load_package(folder: Path, name: str):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="folder holding the other impl/ package")
+    parser.add_argument("--new", type=Path, default=None, help="folder holding the new impl/ (default: this tree's)")
     parser.add_argument("--ops", default="shrink,expand", help="comma-separated: " + ", ".join(bench.OPS))
     parser.add_argument("--rep", type=int, default=20, help="do_bench_cudagraph rep in ms")
     args = parser.parse_args()
-    new, old = importlib.import_module("impl"), load_package(args.old, "impl_old")
+    new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
+    old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
     shapes = [s for s in bench.grid_shapes(False, False) if s.phase == "decode"]
     print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
