@@ -1,0 +1,65 @@
+"""Rows past 2^31 elements: offsets that wrap in int32, on the GPU.
+
+The kernels form ``row * stride`` in int64. In int32 it wraps once a tensor holds more than 2^31
+elements (4 GiB of bf16), which no CPU-sized batch reaches: this is the one test that can tell the
+mutant ``seg_rows_int32`` apart. A segment of ``TAIL`` rows sits at the end of a tall ``x`` (shrink)
+or ``base_output`` (expand), behind a rank-0 segment over every row before it (no work there); its
+rows are checked against the float64 reference with the suite's rounding bound, in both layouts.
+"""
+
+import pytest
+import torch
+
+from impl import per_sequence, sort_by_adapter
+from tests.bounds import error_bound
+
+pytestmark = pytest.mark.gpu
+WIDTH = 4096  # x's K (shrink) and the output's N (expand)
+ROWS = 2**31 // WIDTH + 40  # the tall tensor holds more than 2^31 elements
+TAIL, RANK = 20, 16  # the live segment: a full row tile and a partial one
+NEEDS_BYTES = 2 * ROWS * WIDTH * 2 + (1 << 30)  # one tall bf16 tensor and its reference rows, with room
+
+
+def tail_batch(layout: str, device):
+    """Rows ``[0, ROWS - TAIL)`` on slot 0 (rank 0), the last ``TAIL`` on slot 1 (rank ``RANK``)."""
+    batch = per_sequence([ROWS - TAIL, TAIL], [0, 1], [0, RANK], [1.0, -0.5], device=device)
+    return sort_by_adapter(batch, ROWS) if layout == "sorted" else batch
+
+
+def check_tail(out, ref, mag, n_terms):
+    bound = error_bound(ref, mag, n_terms, 1.0, torch.bfloat16)
+    err = (out.double() - ref).abs()
+    assert bool((err <= bound).all()), f"rows past 2^31 elements: worst |error| / bound {float((err / bound).max())}"
+
+
+@pytest.fixture(scope="module")
+def room(device):
+    if device.type != "cuda" or torch.cuda.mem_get_info(device)[0] < NEEDS_BYTES:
+        pytest.skip(f"needs a CUDA device with {NEEDS_BYTES / 2**30:.0f} GiB free")
+
+
+@pytest.mark.parametrize("layout", ["unsorted", "sorted"])
+def test_shrink_reads_rows_past_int32(impl_module, device, room, layout):
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.full((ROWS, WIDTH), float("nan"), dtype=torch.bfloat16, device=device)  # only the tail is read
+    x[-TAIL:] = torch.randn(TAIL, WIDTH, generator=gen, device=device)
+    w = torch.randn(2, RANK, WIDTH, generator=gen, device=device).to(torch.bfloat16)
+    y = impl_module.sgemm_lora_a_fwd(x, w, tail_batch(layout, device))
+    torch.cuda.synchronize(device)  # a fault from a wrapped offset is raised here, not by a later call
+    xt, w1 = x[-TAIL:].double(), w[1].double()
+    check_tail(y[-TAIL:, :RANK], xt @ w1.T, xt.abs() @ w1.abs().T, WIDTH)
+
+
+@pytest.mark.parametrize("layout", ["unsorted", "sorted"])
+def test_expand_writes_rows_past_int32(impl_module, device, room, layout):
+    gen = torch.Generator(device=device).manual_seed(1)
+    x = torch.randn(ROWS, RANK, generator=gen, device=device).to(torch.bfloat16)
+    w = torch.randn(2, WIDTH, RANK, generator=gen, device=device).to(torch.bfloat16)
+    base = torch.empty(ROWS, WIDTH, dtype=torch.bfloat16, device=device)
+    base[-TAIL:] = torch.randn(TAIL, WIDTH, generator=gen, device=device)
+    tail_base = base[-TAIL:].double()  # before the kernel adds into it
+    out = impl_module.sgemm_lora_b_fwd(x, w, tail_batch(layout, device), base)
+    torch.cuda.synchronize(device)
+    xt, w1 = x[-TAIL:].double(), w[1].double()
+    ref = tail_base - 0.5 * (xt @ w1.T)
+    check_tail(out[-TAIL:], ref, tail_base.abs() + 0.5 * (xt.abs() @ w1.abs().T), RANK)
