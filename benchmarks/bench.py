@@ -178,6 +178,12 @@ def bytes_moved(op: Op, shape: Shape, dims: Dims, present: int, esize: int = 2) 
     return (S * op.stack * R + present * N * R + 2 * S * N) * esize
 
 
+def time_us(fn, rep: int) -> float:
+    """Median time of ``fn`` in microseconds, under CUDA-graph replay (every timing script uses this)."""
+    torch.cuda.synchronize()  # do_bench_cudagraph runs on a stream of its own, which waits for nothing
+    return 1e3 * triton.testing.do_bench_cudagraph(fn, rep=rep, return_mode="median")
+
+
 # ---------------------------------------------------------------------------------------------------- kernels
 
 
@@ -352,9 +358,7 @@ class Bench:
         return self.elapsed() > self.args.budget_s
 
     def bench(self, fn) -> float:
-        """Median time of ``fn`` in microseconds, under CUDA-graph replay."""
-        torch.cuda.synchronize()  # do_bench_cudagraph runs on a stream of its own, which waits for nothing
-        return 1e3 * triton.testing.do_bench_cudagraph(fn, rep=self.args.rep, return_mode="median")
+        return time_us(fn, self.args.rep)
 
     def measure_copy(self):
         for gib in (1.0, 0.25):

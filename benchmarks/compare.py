@@ -60,8 +60,7 @@ def main():
                 times = []
                 for module in (new, old):
                     fn = case.call(module, info, None if base is None else base.clone())
-                    torch.cuda.synchronize()
-                    times.append(1e3 * triton.testing.do_bench_cudagraph(fn, rep=args.rep, return_mode="median"))
+                    times.append(bench.time_us(fn, args.rep))
                 ratios.append(times[0] / times[1])
                 print(f"{op_name:<15} {layout:<8} {shape.label:<14} new {times[0]:7.2f} us  old {times[1]:7.2f} us"
                       f"  new/old {ratios[-1]:.3f}  {'bit-identical' if same else 'OUTPUTS DIFFER'}", flush=True)
