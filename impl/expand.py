@@ -8,10 +8,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .segments import launch_common, program_tile, segment_rows, tile_grid
+from .segments import BLOCK_S, launch_common, program_rows, tile_grid
 from .validate import check
 
-BLOCK_S = 16
 BLOCK_N = 128
 NUM_WARPS = 4
 BLOCK_K_MAX = 64  # rank block: the whole rank up to 64
@@ -28,6 +27,7 @@ def _expand_kernel(
     weight_indices,
     lora_ranks,
     permutation,
+    tiles,
     num_segments,
     scalings,
     slice_width,
@@ -37,19 +37,20 @@ def _expand_kernel(
     w_stride_n,
     out_stride,
     SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
     SEGMENTS: tl.constexpr,
     OFFSETS_IN_TENSOR: tl.constexpr,
     BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    seg, row_tile, seg_start = program_tile(seg_indptr, num_segments, BLOCK_S, SEGMENTS, SORTED)
+    tile = tl.program_id(0)
+    # every load of the prologue is issued before the first exit, so that their latencies overlap
+    slot, rows, row_mask, rows_left = program_rows(
+        seg_lens, seg_indptr, weight_indices, permutation, tiles, num_segments, tile, BLOCK_S, SEGMENTS, SORTED, TABLE
+    )
     j = tl.program_id(2) // n_tiles_per_slice  # the slice
     n_tile = tl.program_id(2) % n_tiles_per_slice
-    seg_len = tl.load(seg_lens + seg)
-    slot = tl.load(weight_indices + seg)
-    # every load of the prologue is issued before the first exit, so that their latencies overlap
-    rows, row_mask = segment_rows(seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S, SORTED)
     rank = tl.load(lora_ranks + slot)
     if OFFSETS_IN_TENSOR:
         n_start = tl.load(output_offset + j)
@@ -57,7 +58,7 @@ def _expand_kernel(
     else:
         n_start = j * slice_width
         n_width = slice_width
-    if rank == 0 or row_tile * BLOCK_S >= seg_len:
+    if rank == 0 or rows_left <= 0:
         return  # rank-0 rows keep base bit for bit
     if n_tile * BLOCK_N >= n_width:
         return
@@ -93,8 +94,8 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     R = weights.shape[-1]
     block_k = max(16, min(BLOCK_K_MAX, triton.next_power_of_2(R)))
     n_tiles_per_slice = triton.cdiv(slice_width, BLOCK_N)
-    common, sorted_layout = launch_common(batch_info)
-    tiles, segments = tile_grid(batch_info, S, BLOCK_S)
+    common, layout = launch_common(batch_info)
+    tiles, segments = tile_grid(batch_info, S)
     _expand_kernel[(*tiles, num_slices * n_tiles_per_slice)](
         x,
         weights,
@@ -108,7 +109,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         weights.stride(0),
         weights.stride(1),
         base_output.stride(0),
-        SORTED=sorted_layout,
+        **layout,
         SEGMENTS=segments,
         OFFSETS_IN_TENSOR=output_offset is not None,
         BLOCK_S=BLOCK_S,

@@ -37,7 +37,8 @@ class GraphBatchBuffers:
     """Static batch-info tensors for a capacity, seen through two fixed-size ``LoRABatchInfo``s.
 
     ``unsorted``: ``max_seqs`` per-sequence segments. ``sorted``: one segment per slot, rows through a
-    ``permutation`` of ``max_tokens`` entries (those past the live count hold the rows past it; never read).
+    ``permutation`` of ``max_tokens`` entries (those past the live count hold the rows past it; never read),
+    and a tile table long enough for any batch of the capacity (``routing.table_length``).
     Both share ``lora_ranks`` and ``scalings``; both have ``max_len = max_tokens`` and ``use_cuda_graph``.
     """
 
@@ -71,6 +72,7 @@ class GraphBatchBuffers:
             seg_indptr=torch.zeros(num_slots + 1, **i32),
             weight_indices=torch.arange(num_slots, **i32),
             permutation=torch.arange(max_tokens, **i32),
+            tiles=torch.zeros((routing.table_length(max_tokens, num_slots), 3), **i32),
             **shared,
         )
         return cls(unsorted, sorted_)
@@ -126,6 +128,8 @@ class GraphBatchBuffers:
         self.sorted.permutation.copy_(permutation)
         self.sorted.seg_lens.copy_(seg_lens)
         self.sorted.seg_indptr.copy_(seg_indptr)
+        tiles = self.sorted.tiles
+        routing.tile_table(seg_lens, seg_indptr, self.sorted.weight_indices, tiles.shape[0], out=tiles)
 
 
 class GraphRunner:

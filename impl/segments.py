@@ -3,12 +3,15 @@
 import triton
 import triton.language as tl
 
+BLOCK_S = 16  # rows per program, in both kernels; a batch's tile table (routing.tile_table) is built for it
+
 
 @triton.jit
-def program_tile(seg_indptr, num_segments, BLOCK_S: tl.constexpr, SEGMENTS: tl.constexpr, SORTED: tl.constexpr):
-    """``(segment, row tile, segment start)`` of this program; its row tile may lie past the segment's rows.
+def program_tile(seg_indptr, num_segments, tile, BLOCK_S: tl.constexpr, SEGMENTS: tl.constexpr, SORTED: tl.constexpr):
+    """``(segment, row tile, segment start)`` of program ``tile`` of the tile axis; its row tile may lie past
+    the segment's rows.
 
-    Per-sequence: grid axes 0 and 1 are row tile and segment. Sorted: segment ``s``'s tiles are programs
+    Per-sequence: ``tile`` is the row tile, grid axis 1 the segment. Sorted: segment ``s``'s tiles are programs
     ``seg_indptr[s] // BLOCK_S + s`` onwards (axis 0). These first tiles increase with ``s``, and a segment's
     tiles end before the next one's first (as long as each segment starts where the one before it ends, as
     the layout's ``seg_indptr`` does), so a program's segment is the last one whose first tile is at or
@@ -19,13 +22,12 @@ def program_tile(seg_indptr, num_segments, BLOCK_S: tl.constexpr, SEGMENTS: tl.c
         idx = tl.arange(0, SEGMENTS)
         starts = tl.load(seg_indptr + idx, mask=idx < num_segments, other=0)
         first_tiles = starts // BLOCK_S + idx
-        tile = tl.program_id(0)
         seg = tl.sum(((first_tiles <= tile) & (idx < num_segments)).to(tl.int32), 0) - 1
         seg_start = tl.sum(tl.where(idx == seg, starts, 0), 0)
         return seg, tile - (seg_start // BLOCK_S + seg), seg_start
     else:
         seg = tl.program_id(1)
-        return seg, tl.program_id(0), tl.load(seg_indptr + seg)
+        return seg, tile, tl.load(seg_indptr + seg)
 
 
 @triton.jit
@@ -49,9 +51,46 @@ def segment_rows(
     return rows.to(tl.int64), mask
 
 
+@triton.jit
+def program_rows(
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    permutation,
+    tiles,
+    num_segments,
+    tile,
+    BLOCK_S: tl.constexpr,
+    SEGMENTS: tl.constexpr,
+    SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
+):
+    """``(slot, rows, row mask, rows left)`` of program ``tile`` of the tile axis; nothing to do if ``rows left <= 0``.
+
+    With a tile table (sorted only; ``routing.tile_table``) one load gives the tile's first logical
+    position, row count and slot; the permutation and the slot's rank are then read side by side: as many
+    dependent loads before the data as the per-sequence layout takes. Without one (sglang's fields only),
+    ``program_tile`` finds the segment and its length and slot are read from it.
+    """
+    if TABLE:
+        entry = tiles + tile * 3
+        start = tl.load(entry)
+        rows_left = tl.load(entry + 1)
+        slot = tl.load(entry + 2)
+        mask = tl.arange(0, BLOCK_S) < rows_left
+        rows = tl.load(permutation + start + tl.arange(0, BLOCK_S), mask=mask, other=0).to(tl.int64)
+    else:
+        seg, row_tile, seg_start = program_tile(seg_indptr, num_segments, tile, BLOCK_S, SEGMENTS, SORTED)
+        seg_len = tl.load(seg_lens + seg)
+        slot = tl.load(weight_indices + seg)
+        rows, mask = segment_rows(seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S, SORTED)
+        rows_left = seg_len - row_tile * BLOCK_S
+    return slot, rows, mask, rows_left
+
+
 def launch_common(batch_info):
     """The kernel arguments every entry point passes for the batch, in kernel order, and the layout."""
-    permutation = batch_info.permutation
+    permutation, tiles = batch_info.permutation, batch_info.tiles
     sorted_layout = permutation is not None
     return (
         batch_info.seg_lens,
@@ -59,13 +98,16 @@ def launch_common(batch_info):
         batch_info.weight_indices,
         batch_info.lora_ranks,
         permutation if sorted_layout else batch_info.seg_lens,  # unused when per-sequence
+        tiles if tiles is not None else batch_info.seg_lens,  # unused without a tile table
         batch_info.num_segments,
-    ), sorted_layout
+    ), dict(SORTED=sorted_layout, TABLE=tiles is not None)
 
 
-def tile_grid(batch_info, num_rows: int, block_s: int) -> tuple:
-    """Grid axes 0 and 1 (see ``program_tile``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows."""
+def tile_grid(batch_info, num_rows: int) -> tuple:
+    """Grid axes 0 and 1 (see ``program_rows``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows."""
     segments = batch_info.num_segments
+    if batch_info.tiles is not None:
+        return (batch_info.tiles.shape[0], 1), 1
     if batch_info.permutation is not None:
-        return (triton.cdiv(num_rows, block_s) + segments, 1), triton.next_power_of_2(segments)
-    return (triton.cdiv(max(batch_info.max_len, 1), block_s), segments), 1
+        return (triton.cdiv(num_rows, BLOCK_S) + segments, 1), triton.next_power_of_2(segments)
+    return (triton.cdiv(max(batch_info.max_len, 1), BLOCK_S), segments), 1

@@ -10,10 +10,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .segments import launch_common, program_tile, segment_rows, tile_grid
+from .segments import BLOCK_S, launch_common, program_rows, tile_grid
 from .validate import check
 
-BLOCK_S = 16
 BLOCK_K_LONG = 128  # BLOCK_K when K > 256
 K_BLOCKS_PER_SPLIT = 4  # a split is this many BLOCK_K steps of K
 SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
@@ -29,6 +28,7 @@ def _shrink_kernel(
     weight_indices,
     lora_ranks,
     permutation,
+    tiles,
     num_segments,
     K,
     k_split,
@@ -40,20 +40,25 @@ def _shrink_kernel(
     p_stride_split,
     p_stride_row,
     SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
     SEGMENTS: tl.constexpr,
     BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    seg, row_tile, seg_start = program_tile(seg_indptr, num_segments, BLOCK_S, SEGMENTS, SORTED)
-    n_tile = tl.program_id(2) % n_tiles
-    split = tl.program_id(2) // n_tiles
-    seg_len = tl.load(seg_lens + seg)
-    slot = tl.load(weight_indices + seg)
+    if TABLE:  # axis 0 runs the table's tiles in order, each one's splits and column tiles side by side
+        per_tile = n_tiles * tl.cdiv(K, k_split)
+        tile, work = tl.program_id(0) // per_tile, tl.program_id(0) % per_tile
+    else:
+        tile, work = tl.program_id(0), tl.program_id(2)
     # every load of the prologue is issued before the exit, so that their latencies overlap
-    rows, row_mask = segment_rows(seg_indptr, permutation, num_segments, seg_start, seg_len, row_tile, BLOCK_S, SORTED)
+    slot, rows, row_mask, rows_left = program_rows(
+        seg_lens, seg_indptr, weight_indices, permutation, tiles, num_segments, tile, BLOCK_S, SEGMENTS, SORTED, TABLE
+    )
+    n_tile = work % n_tiles
+    split = work // n_tiles
     n_valid = stack_num * tl.load(lora_ranks + slot)  # slices are rank-packed
-    if row_tile * BLOCK_S >= seg_len or n_tile * BLOCK_N >= n_valid:
+    if rows_left <= 0 or n_tile * BLOCK_N >= n_valid:
         return  # also the rank-0 exit: nothing of such a row is in the contract
     offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < n_valid
@@ -110,9 +115,14 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     block_n, block_k, k_split = shrink_blocks(K, N)
     splits, n_tiles = triton.cdiv(K, k_split), triton.cdiv(N, block_n)
     partials = torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
-    common, sorted_layout = launch_common(batch_info)
-    tiles, segments = tile_grid(batch_info, S, BLOCK_S)
-    _shrink_kernel[(*tiles, n_tiles * splits)](
+    common, layout = launch_common(batch_info)
+    (tiles, segments_axis), segments = tile_grid(batch_info, S)
+    # with a tile table, tile-major on one axis: its idle tiles (at its end) run last; measured faster at
+    # 64 tokens over 64 adapters than the table's tiles side by side (benchmarks/README.md)
+    grid = (
+        (tiles * n_tiles * splits, 1, 1) if batch_info.tiles is not None else (tiles, segments_axis, n_tiles * splits)
+    )
+    _shrink_kernel[grid](
         x,
         weights,
         partials,
@@ -126,7 +136,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         weights.stride(1),
         partials.stride(0),
         partials.stride(1),
-        SORTED=sorted_layout,
+        **layout,
         SEGMENTS=segments,
         BLOCK_S=BLOCK_S,
         BLOCK_N=block_n,

@@ -21,6 +21,9 @@ import os
 
 import torch
 
+from .routing import tile_table
+from .segments import BLOCK_S
+
 FLOATS = (torch.float16, torch.bfloat16, torch.float32)
 INDICES = (torch.int32, torch.int64)
 SLICES = {"sgemm_lora_a_fwd": None, "sgemm_lora_b_fwd": 1, "qkv_lora_b_fwd": 3, "gate_up_lora_b_fwd": 2}
@@ -107,6 +110,12 @@ def _batch_info(bi, L, w, device):
     _tensor("batch_info.scalings", bi.scalings, 1, (torch.float32,), device, length=pool, contiguous=True)
     if bi.permutation is not None:
         _tensor("batch_info.permutation", bi.permutation, 1, INDICES, device, contiguous=True)
+    if bi.tiles is not None:
+        if bi.permutation is None:
+            _fail("batch_info.tiles", "None in the per-sequence layout (permutation is None)", "a tensor")
+        _tensor("batch_info.tiles", bi.tiles, 2, (torch.int32,), device, contiguous=True)
+        if bi.tiles.shape[1] != 3:
+            _fail("batch_info.tiles", "shape (rows, 3)", tuple(bi.tiles.shape))
 
 
 def _in_range(name, values, low, high, expected, where):
@@ -144,6 +153,25 @@ def _values(bi, L, R, S):
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if repeated.numel():
         _fail("batch_info.permutation", "a permutation of the rows it covers", f"row {int(repeated[0])} twice")
+    if bi.tiles is not None:
+        _tile_values(bi, lens)
+
+
+def _tile_values(bi, lens):
+    """The tile table is the one routing builds from the segments (a stale or foreign table reads wrong rows)."""
+    tiles = bi.tiles.cpu()
+    needed = int(((lens + BLOCK_S - 1) // BLOCK_S).sum())
+    if tiles.shape[0] < needed:
+        _fail("batch_info.tiles", f"a row for each of the segments' {needed} tiles of {BLOCK_S} rows", tiles.shape[0])
+    expected = tile_table(bi.seg_lens, bi.seg_indptr, bi.weight_indices, tiles.shape[0]).cpu()  # on their device
+    wrong = (tiles != expected).any(1).nonzero()
+    if wrong.numel():
+        i = int(wrong[0])
+        _fail(
+            "batch_info.tiles",
+            f"routing.tile_table of the segments, row {i} == {expected[i].tolist()}",
+            tiles[i].tolist(),
+        )
 
 
 def _offset_values(output_offset, max_qkv_out_dim, w, N):

@@ -116,7 +116,7 @@ OPS = [
     ),
 ]
 OPS_BY_NAME = {op.name: op for op in OPS}
-LAYOUTS = ["unsorted", "sorted"]
+LAYOUTS = ["unsorted", "sorted"]  # and "lookup" (see layout_info), which the properties compare with "sorted"
 
 
 def _values(shape, exp, awkward, gen):
@@ -194,7 +194,7 @@ def guarded_buffer(base: torch.Tensor) -> torch.Tensor:
 
 
 def _poison_batch_info(bi: impl.LoRABatchInfo) -> impl.LoRABatchInfo:
-    fields = ("seg_lens", "seg_indptr", "weight_indices", "lora_ranks", "scalings", "permutation")
+    fields = ("seg_lens", "seg_indptr", "weight_indices", "lora_ranks", "scalings", "permutation", "tiles")
     moved = {f: in_poisoned_margins(getattr(bi, f)) for f in fields if getattr(bi, f) is not None}
     return dataclasses.replace(bi, **moved)
 
@@ -230,9 +230,15 @@ def materialize(batch: Batch, op: OpInfo, device) -> Case:
 
 
 def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
-    if layout == "sorted":
-        return _poison_batch_info(impl.sort_by_adapter(case.batch_info, case.x.shape[0]))
-    return case.batch_info
+    """The batch info of ``layout``: "unsorted" (per-sequence), "sorted" (impl's routing, its tile table
+    included) or "lookup" (the same sorted layout with sglang's fields only: the kernels then look each
+    program's segment up in ``seg_indptr``)."""
+    if layout == "unsorted":
+        return case.batch_info
+    routed = impl.sort_by_adapter(case.batch_info, case.x.shape[0])
+    if layout == "lookup":
+        routed = dataclasses.replace(routed, tiles=None)
+    return _poison_batch_info(routed)
 
 
 def run(module, case: Case, layout: str) -> torch.Tensor:

@@ -68,13 +68,21 @@ def _differing(a, b, defined):
 
 
 def sorted_matches_unsorted(module, case, layout, tally):
-    """Both layouts give the same bits on every defined cell."""
+    """Both layouts give the same bits on every defined cell, the sorted one with and without its tile table
+    (the "lookup" layout, whose other properties follow from this one); an in-place output's whole buffer,
+    guard bands included, is the same in all three."""
     with tally.check(case.op.name, layout, "sorted == unsorted"):
         unsorted = run(module, case.fresh(), "unsorted")
+        lookup_case = case.fresh()
+        lookup = run(module, lookup_case, "lookup")
         sorted_ = run(module, case, "sorted")
         _, defined, _ = run_reference(case, None)
-        diff = _differing(unsorted, sorted_, defined)
-        assert not diff, f"sorted and unsorted differ at (token, column) {diff}"
+        for name, other in (("sorted", sorted_), ("sorted without its tile table", lookup)):
+            diff = _differing(unsorted, other, defined)
+            assert not diff, f"{name} and unsorted differ at (token, column) {diff}"
+        if case.base_buffer is not None:
+            diff = (bits(case.base_buffer) != bits(lookup_case.base_buffer)).nonzero()[:8].tolist()
+            assert not diff, f"sorted with and without its tile table: buffers differ at (row, column) {diff}"
 
 
 def deterministic(module, case, layout, tally):

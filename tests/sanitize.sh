@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# GPU tier: a selection of the property suite under compute-sanitizer's memcheck; any report fails it.
+# GPU tier: closeness to the reference (unsorted, sorted) and layout agreement (which also runs the sorted
+# layout without its tile table) under compute-sanitizer's memcheck; any report fails it.
 # Each tensor gets its own cudaMalloc (no caching allocator), so a stray address past a tensor is
 # outside every allocation memcheck knows of. Usage: tests/sanitize.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-dev}"
 exec compute-sanitizer --tool memcheck --error-exitcode 86 --print-limit 5 \
-  python3 -m pytest -p no:xdist -p no:randomly -q -x tests/test_properties.py -k "close_to_reference" "$@"
+  python3 -m pytest -p no:xdist -p no:randomly -q -x tests/test_properties.py -k "close_to_reference or both" "$@"

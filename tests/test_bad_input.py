@@ -263,6 +263,32 @@ BREAKS = [
         values=True,
         layout="sorted",
     ),
+    Break("tiles int64", "batch_info.tiles", BadType, field("tiles", lambda t, c: t.long()), layout="sorted"),
+    Break(
+        "tiles 2 columns", "batch_info.tiles", Bad, field("tiles", lambda t, c: t[:, :2].contiguous()), layout="sorted"
+    ),
+    Break(
+        "tiles without permutation",
+        "batch_info.tiles",
+        Bad,
+        field("tiles", lambda t, c: torch.zeros((4, 3), dtype=torch.int32)),
+    ),
+    Break(
+        "tiles stale",
+        "batch_info.tiles",
+        Bad,
+        field("tiles", edit(0, lambda t, c: t[0] + t.new_tensor([1, 0, 0]))),
+        values=True,
+        layout="sorted",
+    ),
+    Break(
+        "tiles shorter than its tiles",
+        "batch_info.tiles",
+        Bad,
+        field("tiles", lambda t, c: t[: int((t[:, 1] > 0).sum()) - 1]),
+        values=True,
+        layout="sorted",
+    ),
 ]
 
 
@@ -328,9 +354,9 @@ def test_valid_input_passes(op, layout, device, data):
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 @given(data=st.data())
-def test_metadata_checks_read_no_values(op, data):
+def test_metadata_checks_read_no_values(op, device, data):
     """With the debug switch off, a call's checks pass on meta tensors, which hold no values: no host sync."""
-    call = Call(materialize(data.draw(batches(op.dims)), op, "cpu"), "sorted")
+    call = Call(materialize(data.draw(batches(op.dims)), op, device), "sorted")  # routed on the device
     meta = lambda v: v.to("meta") if isinstance(v, torch.Tensor) else v
     args = {k: meta(v) for k, v in call.args.items()}
     bi = call.args["batch_info"]

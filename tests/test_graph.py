@@ -264,6 +264,9 @@ def test_buffers_follow_batches(device, verdicts, data):
             expected[f"sorted {name}"] = getattr(sorted_, name).cpu().tolist()
         got["sorted permutation[:S]"] = s.permutation[:S].cpu().tolist()
         expected["sorted permutation[:S]"] = sorted_.permutation[:S].cpu().tolist()
+        live = [row for row in sorted_.tiles.cpu().tolist() if row[1] > 0]  # then idle rows to the capacity's length
+        got["sorted tiles"] = s.tiles.cpu().tolist()
+        expected["sorted tiles"] = live + [[0, 0, 0]] * (s.tiles.shape[0] - len(live))
         for layout, info, segments in (("unsorted", u, cap.max_seqs), ("sorted", s, cap.num_slots)):
             got[f"{layout} sizes"] = (info.bs, info.num_segments, info.max_len, info.use_cuda_graph)
             expected[f"{layout} sizes"] = (segments, segments, cap.max_tokens, True)

@@ -3,7 +3,9 @@
 Checked against SPEC.md: ``permutation`` is a permutation of the live rows,
 grouped by slot in slot order, stable inside a slot; segment ``a`` is slot
 ``a`` and its length counts that slot's rows (0 when absent); lengths sum to
-the token count; rows past the live count (a capacity) sort last. On a GPU
+the token count; rows past the live count (a capacity) sort last. The tile
+table (impl's own field) lists each segment's tiles of ``BLOCK_S`` rows in
+order, then idle rows, enough for any batch of the capacity. On a GPU
 the routing also runs under torch's sync debug mode set to raise on any host
 synchronisation.
 """
@@ -13,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import impl
+from impl.segments import BLOCK_S
 from tests.ops import batch_info_of
 from tests.strategies import Batch, Dims, Values, sequence_lists, slot_pools
 
@@ -50,6 +53,8 @@ def check_routing(batch, capacity, routed):
     perm = routed.permutation.cpu().tolist()
     lens = routed.seg_lens.cpu().tolist()
     indptr = routed.seg_indptr.cpu().tolist()
+    tiles = [[indptr[a] + j, min(BLOCK_S, lens[a] - j), a] for a in range(L) for j in range(0, lens[a], BLOCK_S)]
+    table_length = -(-capacity // BLOCK_S) + L
     assert (
         routed.sorted
         and routed.num_segments == L
@@ -59,5 +64,6 @@ def check_routing(batch, capacity, routed):
         and lens == [slot_of_row.count(a) for a in range(L)]
         and indptr == [sum(lens[:a]) for a in range(L + 1)]
         and routed.max_len >= max(lens, default=0)
-        and all(t.dtype == torch.int32 for t in (routed.permutation, routed.seg_lens, routed.seg_indptr))
-    ), f"routing wrong: permutation {perm}, seg_lens {lens}, seg_indptr {indptr}"
+        and routed.tiles.cpu().tolist() == tiles + [[0, 0, 0]] * (table_length - len(tiles))
+        and all(t.dtype == torch.int32 for t in (routed.permutation, routed.seg_lens, routed.seg_indptr, routed.tiles))
+    ), f"routing wrong: permutation {perm}, seg_lens {lens}, seg_indptr {indptr}, tiles {routed.tiles.tolist()}"
