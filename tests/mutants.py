@@ -184,6 +184,10 @@ MUTANTS = [
     Mutant("tile_table_idle_kept", ROUTING, "        for i in range(first, length, ROWS_PER_STEP):",
            "        for i in range(first, first, ROWS_PER_STEP):",
            "tile table: rows past the last tile are not zeroed (stale tiles of an earlier, larger batch stay live)"),
+    Mutant("routing_constexpr_annotated", ROUTING, "ROWS_PER_STEP = tl.constexpr(64)",
+           "ROWS_PER_STEP: tl.constexpr = 64",
+           "a kernel's global constant annotated instead of made a tl.constexpr: the interpreter runs it, the GPU "
+           "compiler refuses it", quick=True),
     # ---- impl/graph.py: the static buffers of CUDA-graph replay
     Mutant("graph_stale_tail", "impl/graph.py", "        static[n:].zero_()\n", "",
            "buffers written from device tensors keep the previous batch's tail: stale lengths and slots"),
