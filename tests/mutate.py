@@ -20,10 +20,10 @@ runs (``tox -e cpu``: every test file) with the CI profile's examples, and only 
   ``test_properties.py`` for a routing mutant; and ``test_interpreter_*.py``, which test the
   interpreter layers of ``tests/`` and import no ``impl`` code;
 - cheap, strong checks first, so that ``-x`` stops a killed mutant early: the tests of the mutated
-  file itself where they are named (``FIRST_FOR_FILE``: the graph buffers; routing's compile), routing,
-  the regression corpus, closeness to the reference (which also checks guard bands and rank-0 rows), bit-exact layout
-  agreement, batch invariance, determinism; cheap operations and the sorted layout first; then the
-  other tests in collection order.
+  file itself where they are named (``FIRST_FOR_FILE``: the graph buffers; routing's compile; layout
+  agreement for the row mapping), routing, the regression corpus, closeness to the reference (which
+  also checks guard bands and rank-0 rows), bit-exact layout agreement, batch invariance, determinism;
+  cheap operations and the sorted layout first; then the other tests in collection order.
 """
 
 import argparse
@@ -56,6 +56,7 @@ FIRST = [  # test names or properties (``prop_name``), cheap and strong first
 FIRST_FOR_FILE = {  # tests that exercise a file most directly go before everything else for its mutants
     "impl/graph.py": ["test_buffers_follow_batches"],  # buffer contents step by step; replay tests come later
     "impl/routing.py": ["test_compiles_for_sm90"],  # the tile-table kernel: 10 s, before the interpreter's tests
+    "impl/segments.py": ["sorted == unsorted"],  # the only property that runs the lookup path (sorted, no table)
 }
 OP_ORDER = ["sgemm_lora_a_fwd", "sgemm_lora_b_fwd", "gate_up_lora_b_fwd", "qkv_lora_b_fwd"]  # by cost
 OPS_OF_FILE = {"impl/shrink.py": OP_ORDER[:1], "impl/expand.py": OP_ORDER[1:]}
