@@ -15,6 +15,7 @@ import torch
 
 from . import routing
 from .batch_info import LoRABatchInfo
+from .segments import sorted_programs
 
 
 def _fill(static: torch.Tensor, values) -> None:
@@ -38,7 +39,7 @@ class GraphBatchBuffers:
 
     ``unsorted``: ``max_seqs`` per-sequence segments. ``sorted``: one segment per slot, rows through a
     ``permutation`` of ``max_tokens`` entries (those past the live count hold the rows past it; never read),
-    and a tile table long enough for any batch of the capacity (``routing.table_length``).
+    and a tile table long enough for any batch of the capacity (``segments.sorted_programs`` rows).
     Both share ``lora_ranks`` and ``scalings``; both have ``max_len = max_tokens`` and ``use_cuda_graph``.
     """
 
@@ -72,7 +73,7 @@ class GraphBatchBuffers:
             seg_indptr=torch.zeros(num_slots + 1, **i32),
             weight_indices=torch.arange(num_slots, **i32),
             permutation=torch.arange(max_tokens, **i32),
-            tiles=torch.zeros((routing.table_length(max_tokens, num_slots), 3), **i32),
+            tiles=torch.zeros((sorted_programs(max_tokens, num_slots), 3), **i32),
             **shared,
         )
         return cls(unsorted, sorted_)

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from .batch_info import LoRABatchInfo
-from .segments import BLOCK_S
+from .segments import BLOCK_S, sorted_programs
 
 ROWS_PER_STEP = tl.constexpr(64)  # tile-table rows one program writes at a time
 
@@ -37,12 +37,6 @@ def route(seg_indptr, weight_indices, num_slots: int, num_tokens: int):
     sorted_indptr = torch.zeros(num_slots + 1, dtype=torch.int32, device=device)
     torch.cumsum(seg_lens, 0, dtype=torch.int32, out=sorted_indptr[1:])
     return permutation, seg_lens, sorted_indptr
-
-
-def table_length(num_tokens: int, num_segments: int) -> int:
-    """Tile-table rows enough for any split of ``num_tokens`` rows into ``num_segments`` segments: the
-    full tiles of ``BLOCK_S`` rows, plus at most one partial tile per segment."""
-    return -(-num_tokens // BLOCK_S) + num_segments
 
 
 @triton.jit
@@ -109,5 +103,5 @@ def sort_by_adapter(batch: LoRABatchInfo, num_tokens: int) -> LoRABatchInfo:
         max_len=num_tokens,
         permutation=permutation,
         use_cuda_graph=batch.use_cuda_graph,
-        tiles=tile_table(seg_lens, seg_indptr, slots, table_length(num_tokens, num_slots)),
+        tiles=tile_table(seg_lens, seg_indptr, slots, sorted_programs(num_tokens, num_slots)),
     )

@@ -103,11 +103,17 @@ def launch_common(batch_info):
     ), dict(SORTED=sorted_layout, TABLE=tiles is not None)
 
 
+def sorted_programs(num_rows: int, num_segments: int) -> int:
+    """Programs of a sorted grid (and rows of a tile table) enough for any split of ``num_rows`` rows into
+    ``num_segments`` segments: the full tiles of ``BLOCK_S`` rows, plus at most one partial tile per segment."""
+    return triton.cdiv(num_rows, BLOCK_S) + num_segments
+
+
 def tile_grid(batch_info, num_rows: int) -> tuple:
     """Grid axes 0 and 1 (see ``program_rows``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows."""
     segments = batch_info.num_segments
     if batch_info.tiles is not None:
         return (batch_info.tiles.shape[0], 1), 1
     if batch_info.permutation is not None:
-        return (triton.cdiv(num_rows, BLOCK_S) + segments, 1), triton.next_power_of_2(segments)
+        return (sorted_programs(num_rows, segments), 1), triton.next_power_of_2(segments)
     return (triton.cdiv(max(batch_info.max_len, 1), BLOCK_S), segments), 1

@@ -46,7 +46,7 @@ def _shrink_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    if TABLE:  # axis 0 runs the table's tiles in order, each one's splits and column tiles side by side
+    if TABLE:  # tile-major on axis 0 (see the launch)
         per_tile = n_tiles * tl.cdiv(K, k_split)
         tile, work = tl.program_id(0) // per_tile, tl.program_id(0) % per_tile
     else:

@@ -282,7 +282,7 @@ BREAKS = [
         layout="sorted",
     ),
     Break(
-        "tiles shorter than its tiles",
+        "tiles missing a live tile",
         "batch_info.tiles",
         Bad,
         field("tiles", lambda t, c: t[: int((t[:, 1] > 0).sum()) - 1]),
