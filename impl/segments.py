@@ -88,6 +88,20 @@ def program_rows(
     return slot, rows, mask, rows_left
 
 
+@triton.jit
+def table_block(tiles, permutation, num_tiles, first, BLOCK_S: tl.constexpr, GROUP: tl.constexpr):
+    """``(rows, mask, slots)`` of the ``GROUP * BLOCK_S`` rows of table tiles ``first .. first + GROUP - 1``
+    (tiles past ``num_tiles`` are empty), each row with its tile's slot: the rows a grouped program serves."""
+    pos = tl.arange(0, GROUP * BLOCK_S)
+    entry = tiles + (first + pos // BLOCK_S) * 3
+    in_table = first + pos // BLOCK_S < num_tiles
+    start = tl.load(entry, mask=in_table, other=0)
+    mask = pos % BLOCK_S < tl.load(entry + 1, mask=in_table, other=0)
+    slots = tl.load(entry + 2, mask=in_table, other=-1)
+    rows = tl.load(permutation + start + pos % BLOCK_S, mask=mask, other=0)
+    return rows.to(tl.int64), mask, slots
+
+
 def launch_common(batch_info):
     """The kernel arguments every entry point passes for the batch, in kernel order, and the layout."""
     permutation, tiles = batch_info.permutation, batch_info.tiles

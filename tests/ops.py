@@ -8,6 +8,7 @@ many products each output cell sums (for the error bound). Every property in
 ``test_properties.py`` runs over ``OPS``; a fifth operation is one more entry.
 """
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -116,7 +117,8 @@ OPS = [
     ),
 ]
 OPS_BY_NAME = {op.name: op for op in OPS}
-LAYOUTS = ["unsorted", "sorted"]  # and "lookup" (see layout_info), which the properties compare with "sorted"
+LAYOUTS = ["unsorted", "sorted"]  # and "lookup", "grouped" (see layout_info), which the properties compare with it
+GROUPING = (impl.shrink,)  # impl modules that group table tiles per program on large batches (tiles_per_program)
 
 
 def _values(shape, exp, awkward, gen):
@@ -231,8 +233,9 @@ def materialize(batch: Batch, op: OpInfo, device) -> Case:
 
 def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
     """The batch info of ``layout``: "unsorted" (per-sequence), "sorted" (impl's routing, its tile table
-    included) or "lookup" (the same sorted layout with sglang's fields only: the kernels then look each
-    program's segment up in ``seg_indptr``)."""
+    included), "lookup" (the same sorted layout with sglang's fields only: the kernels then look each
+    program's segment up in ``seg_indptr``) or "grouped" (the sorted one; ``run`` has impl serve several
+    table tiles per program, as it does on large batches only)."""
     if layout == "unsorted":
         return case.batch_info
     routed = impl.sort_by_adapter(case.batch_info, case.x.shape[0])
@@ -241,10 +244,24 @@ def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
     return _poison_batch_info(routed)
 
 
+@contextlib.contextmanager
+def grouping_forced():
+    """impl groups table tiles on every batch, however small (thresholds at 0), for the duration."""
+    saved = [(m, m.GROUP_MIN_ROWS, m.GROUP_MIN_SLOT_ROWS) for m in GROUPING]
+    for m in GROUPING:
+        m.GROUP_MIN_ROWS = m.GROUP_MIN_SLOT_ROWS = 0
+    try:
+        yield
+    finally:
+        for m, rows, slot_rows in saved:
+            m.GROUP_MIN_ROWS, m.GROUP_MIN_SLOT_ROWS = rows, slot_rows
+
+
 def run(module, case: Case, layout: str) -> torch.Tensor:
     """Calls the op of ``module`` on ``case`` in ``layout``; returns the output (the base view if in place)."""
     fn = getattr(module, case.op.entry)
-    return case.op.call(fn, case.x, case.w, layout_info(case, layout), case.batch.dims, case.base)
+    with grouping_forced() if layout == "grouped" else contextlib.nullcontext():
+        return case.op.call(fn, case.x, case.w, layout_info(case, layout), case.batch.dims, case.base)
 
 
 def run_reference(case: Case, base_before: Optional[torch.Tensor]):

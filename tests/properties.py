@@ -68,21 +68,22 @@ def _differing(a, b, defined):
 
 
 def sorted_matches_unsorted(module, case, layout, tally):
-    """Both layouts give the same bits on every defined cell, the sorted one with and without its tile table
-    (the "lookup" layout, whose other properties follow from this one); an in-place output's whole buffer,
-    guard bands included, is the same in all three."""
+    """Both layouts give the same bits on every defined cell, the sorted one also without its tile table
+    ("lookup") and with several table tiles per program ("grouped"), whose other properties follow from
+    this one; an in-place output's whole buffer, guard bands included, is the same in all four."""
     with tally.check(case.op.name, layout, "sorted == unsorted"):
         unsorted = run(module, case.fresh(), "unsorted")
-        lookup_case = case.fresh()
-        lookup = run(module, lookup_case, "lookup")
+        variants = {"sorted without its tile table": ("lookup", case.fresh()), "grouped": ("grouped", case.fresh())}
+        outputs = {name: run(module, c, kind) for name, (kind, c) in variants.items()}
         sorted_ = run(module, case, "sorted")
         _, defined, _ = run_reference(case, None)
-        for name, other in (("sorted", sorted_), ("sorted without its tile table", lookup)):
+        for name, other in (("sorted", sorted_), *outputs.items()):
             diff = _differing(unsorted, other, defined)
             assert not diff, f"{name} and unsorted differ at (token, column) {diff}"
-        if case.base_buffer is not None:
-            diff = (bits(case.base_buffer) != bits(lookup_case.base_buffer)).nonzero()[:8].tolist()
-            assert not diff, f"sorted with and without its tile table: buffers differ at (row, column) {diff}"
+        for name, (_, other_case) in variants.items():
+            if case.base_buffer is not None:
+                diff = (bits(case.base_buffer) != bits(other_case.base_buffer)).nonzero()[:8].tolist()
+                assert not diff, f"sorted and {name}: buffers differ at (row, column) {diff}"
 
 
 def deterministic(module, case, layout, tally):

@@ -27,9 +27,10 @@ SHRINK = ("impl.shrink", "_shrink_kernel", dict(x=BF16, w=BF16, partials=F32, **
 EXPAND = ("impl.expand", "_expand_kernel", dict(x=BF16, w=BF16, out=BF16, output_offset=P32, scalings=F32, **BATCH))
 CASES = {
     **{
-        f"shrink-{layout}": (*SHRINK, dict(**flags, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128))
+        f"shrink-{layout}": (*SHRINK, dict(**flags, GROUP=1, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128))
         for layout, flags in LAYOUTS.items()
     },
+    "shrink-grouped": (*SHRINK, dict(**LAYOUTS["sorted"], GROUP=4, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128)),
     "sum_splits": (
         "impl.shrink",
         "_sum_splits_kernel",
