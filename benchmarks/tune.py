@@ -25,7 +25,7 @@ import bench  # noqa: E402
 
 CANDIDATES = {
     "shrink": {"impl.shrink": {"BLOCK_K_LONG": (64, 128), "K_BLOCKS_PER_SPLIT": (1, 2, 4, 8)}},
-    "expand": {"impl.expand": {"BLOCK_N": (64, 128), "BLOCK_K_MAX": (32, 64), "NUM_WARPS": (4, 8)}},
+    "expand": {"impl.expand": {"MIN_PROGRAMS": (192, 384, 768), "NUM_STAGES": (2, 3), "NUM_WARPS": (4, 8)}},
 }
 
 

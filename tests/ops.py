@@ -102,23 +102,26 @@ OPS = [
     ),
     _expand_entry(
         "sgemm_lora_b_fwd",
-        st.tuples(feature_dim(150)),
+        # 300 is three column tiles: grouped, more than one group per slice (impl.expand.column_tiles_per_program)
+        st.tuples(feature_dim(150) | feature_dim(150) | st.just(300)),
         lambda fn, x, w, bi, d, base: fn(x, w, bi, base_output=base),
     ),
     _expand_entry(
         "qkv_lora_b_fwd",
-        st.tuples(feature_dim(80), feature_dim(40)).map(lambda qk: (qk[0], qk[1], qk[1])),
+        st.tuples(feature_dim(80) | feature_dim(80) | st.just(300), feature_dim(40)).map(lambda qk: (*qk, qk[1])),
         _qkv_call,
     ),
     _expand_entry(
         "gate_up_lora_b_fwd",
-        feature_dim(80).map(lambda dim: (dim, dim)),
+        (feature_dim(80) | feature_dim(80) | st.just(300)).map(lambda dim: (dim, dim)),
         lambda fn, x, w, bi, d, base: fn(x, w, bi, d.widths[0], base_output=base),
     ),
 ]
 OPS_BY_NAME = {op.name: op for op in OPS}
 LAYOUTS = ["unsorted", "sorted"]  # and "lookup", "grouped" (see layout_info), which the properties compare with it
-GROUPING = (impl.shrink,)  # impl modules that group table tiles per program on large batches (tiles_per_program)
+# what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
+# shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
+GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}
 
 
 def _values(shape, exp, awkward, gen):
@@ -234,8 +237,8 @@ def materialize(batch: Batch, op: OpInfo, device) -> Case:
 def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
     """The batch info of ``layout``: "unsorted" (per-sequence), "sorted" (impl's routing, its tile table
     included), "lookup" (the same sorted layout with sglang's fields only: the kernels then look each
-    program's segment up in ``seg_indptr``) or "grouped" (the sorted one; ``run`` has impl serve several
-    table tiles per program, as it does on large batches only)."""
+    program's segment up in ``seg_indptr``) or "grouped" (the sorted one; ``run`` has impl group work per
+    program, as it does on large batches only: ``GROUPING``)."""
     if layout == "unsorted":
         return case.batch_info
     routed = impl.sort_by_adapter(case.batch_info, case.x.shape[0])
@@ -246,15 +249,15 @@ def layout_info(case: Case, layout: str) -> impl.LoRABatchInfo:
 
 @contextlib.contextmanager
 def grouping_forced():
-    """impl groups table tiles on every batch, however small (thresholds at 0), for the duration."""
-    saved = [(m, m.GROUP_MIN_ROWS, m.GROUP_MIN_SLOT_ROWS) for m in GROUPING]
-    for m in GROUPING:
-        m.GROUP_MIN_ROWS = m.GROUP_MIN_SLOT_ROWS = 0
+    """impl groups work per program on every batch, however small (thresholds at 0), for the duration."""
+    saved = {(m, name): getattr(m, name) for m, names in GROUPING.items() for name in names}
+    for m, name in saved:
+        setattr(m, name, 0)
     try:
         yield
     finally:
-        for m, rows, slot_rows in saved:
-            m.GROUP_MIN_ROWS, m.GROUP_MIN_SLOT_ROWS = rows, slot_rows
+        for (m, name), value in saved.items():
+            setattr(m, name, value)
 
 
 def run(module, case: Case, layout: str) -> torch.Tensor:

@@ -69,7 +69,8 @@ def _differing(a, b, defined):
 
 def sorted_matches_unsorted(module, case, layout, tally):
     """Both layouts give the same bits on every defined cell, the sorted one also without its tile table
-    ("lookup") and with several table tiles per program ("grouped"), whose other properties follow from
+    ("lookup") and with the work grouped per program as on large batches ("grouped": several table tiles
+    for shrink, several column tiles for expand), whose other properties follow from
     this one; an in-place output's whole buffer, guard bands included, is the same in all four."""
     with tally.check(case.op.name, layout, "sorted == unsorted"):
         unsorted = run(module, case.fresh(), "unsorted")

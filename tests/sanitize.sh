@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU tier: closeness to the reference (unsorted, sorted) and layout agreement (which also runs the sorted
-# layout without its tile table and with grouped table tiles) under compute-sanitizer's memcheck; any report fails it.
+# layout without its tile table and with its work grouped: table tiles, column tiles) under compute-sanitizer's
+# memcheck; any report fails it.
 # Each tensor gets its own cudaMalloc (no caching allocator), so a stray address past a tensor is
 # outside every allocation memcheck knows of. Usage: tests/sanitize.sh [extra pytest args]
 set -euo pipefail

@@ -97,7 +97,7 @@ def values():
 @st.composite
 def batches(draw, dims_strategy):
     """A whole batch for one operation: R, its slots, the sequences, the dims, the values."""
-    max_rank = draw(st.integers(1, 24) | st.sampled_from([33, 64, 96]))  # past 64: several rank blocks
+    max_rank = draw(st.integers(1, 24) | st.sampled_from([33, 64, 96]))  # 96: a rank block of 128, rank-masked
     slots = draw(slot_pools(max_rank))
     seqs = draw(sequence_lists(len(slots)))
     dims = draw(dims_strategy)

@@ -40,11 +40,16 @@ CASES = {
     **{
         f"expand-{layout}-{offsets}": (
             *EXPAND,
-            dict(**flags, OFFSETS_IN_TENSOR=offsets == "qkv", BLOCK_S=16, BLOCK_N=128, BLOCK_K=64),
+            dict(**flags, OFFSETS_IN_TENSOR=offsets == "qkv", BLOCK_S=16, BLOCK_N=128, BLOCK_K=64, EVEN_K=True,
+                 STAGES=3),
         )
         for layout, flags in LAYOUTS.items()
         for offsets in ("qkv", "uniform")
     },
+    "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
+        *EXPAND,
+        dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
+    ),
     "tile_table": (
         "impl.routing",
         "_tile_table_kernel",
