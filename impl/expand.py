@@ -50,7 +50,7 @@ def _expand_kernel(
     EVEN_K: tl.constexpr,
     STAGES: tl.constexpr,
 ):
-    """One row tile times column tiles ``group * group_size ..`` (at most ``group_size``) of slice ``j``.
+    """One row tile times ``group_size`` column tiles of slice ``j`` from ``n_first`` (fewer at the slice's end).
 
     The whole rank is one block (``BLOCK_K >= R``): x is read once, then each column tile is one dot.
     """
