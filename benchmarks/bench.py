@@ -339,7 +339,7 @@ class Bench:
         self.impl = importlib.import_module("impl")
         self.impl.debug(False)  # LORA_VALIDATE=1 would add host syncs, which a CUDA-graph capture cannot take
         try:
-            self.sglang = importlib.import_module("adapters.sglang")
+            self.sglang = importlib.import_module("lora_verify.adapters.sglang")
             self.sglang_status = f"adapters.sglang, kernels from {getattr(self.sglang, 'KERNEL_DIR', '?')}"
             self.sglang_reason = ""
         except Exception as exc:  # ImportError, or anything the loader raises on a mismatched sglang
@@ -907,7 +907,7 @@ def main(argv=None):
     shapes = grid_shapes(args.quick, args.tiny)
     if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
         try:  # makes the interpreter's bf16 dot compute as the GPU does, so that `rel err` means something here
-            from tests import interpreter_bf16
+            from lora_verify.interpreter import bf16 as interpreter_bf16
 
             interpreter_bf16.install()
         except ImportError as exc:

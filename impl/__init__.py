@@ -8,6 +8,19 @@ from .routing import route, sort_by_adapter
 from .shrink import sgemm_lora_a_fwd
 from .validate import LoRAInputError, LoRATypeError, debug
 
+# What these kernels claim (lora_verify.profiles): all of SPEC.md. A plain dict, so impl imports no test code.
+PROFILE = {
+    "name": "impl",
+    "layouts": ("unsorted", "sorted"),
+    "dtypes": ("bfloat16", "float16", "float32"),
+    "strided_x": True,
+    "deterministic": True,
+    "batch_invariant": True,
+    "graph_capture": True,
+    "input_errors": True,
+    "rounding": "once",
+}
+
 __all__ = [
     "LoRABatchInfo",
     "per_sequence",
@@ -23,4 +36,5 @@ __all__ = [
     "debug",
     "LoRAInputError",
     "LoRATypeError",
+    "PROFILE",
 ]

@@ -9,7 +9,7 @@ import triton
 import triton.language as tl
 
 from .segments import BLOCK_S, launch_common, program_rows, tile_grid
-from .validate import check
+from .validate import check, entry_point
 
 NUM_WARPS = 4
 W_BLOCK_ELEMENTS = 8192  # a weight block of BLOCK_K x BLOCK_N: 128 columns up to rank 64, fewer past it
@@ -154,20 +154,23 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     return base_output
 
 
+@entry_point(slices=1)
 def sgemm_lora_b_fwd(x, weights, batch_info, base_output=None):
     """x (S, R), weights (L, N, R); base_output (S, N) updated in place and returned."""
-    check("sgemm_lora_b_fwd", x, weights, batch_info, base_output=base_output)
+    check(x, weights, batch_info, slices=1, base_output=base_output)
     N = weights.shape[1]
     return _expand(x, weights, batch_info, base_output, N, 1, N)
 
 
+@entry_point(slices=3)
 def qkv_lora_b_fwd(x, qkv_lora_b, batch_info, output_offset, max_qkv_out_dim, base_output=None):
     """x (S, 3R), qkv_lora_b (L, output_offset[-1], R); slice j is columns output_offset[j:j+2]."""
     check(
-        "qkv_lora_b_fwd",
         x,
         qkv_lora_b,
         batch_info,
+        weights_name="qkv_lora_b",
+        slices=3,
         base_output=base_output,
         output_offset=output_offset,
         max_qkv_out_dim=max_qkv_out_dim,
@@ -176,7 +179,16 @@ def qkv_lora_b_fwd(x, qkv_lora_b, batch_info, output_offset, max_qkv_out_dim, ba
     return _expand(x, qkv_lora_b, batch_info, base_output, n_out, 3, max_qkv_out_dim, output_offset)
 
 
+@entry_point(slices=2)
 def gate_up_lora_b_fwd(x, gate_up_lora_b, batch_info, output_dim, base_output=None):
     """x (S, 2R), gate_up_lora_b (L, 2*output_dim, R); two slices of width output_dim."""
-    check("gate_up_lora_b_fwd", x, gate_up_lora_b, batch_info, base_output=base_output, output_dim=output_dim)
+    check(
+        x,
+        gate_up_lora_b,
+        batch_info,
+        weights_name="gate_up_lora_b",
+        slices=2,
+        base_output=base_output,
+        output_dim=output_dim,
+    )
     return _expand(x, gate_up_lora_b, batch_info, base_output, 2 * output_dim, 2, output_dim)

@@ -102,9 +102,14 @@ def table_block(tiles, permutation, num_tiles, first, BLOCK_S: tl.constexpr, GRO
     return rows.to(tl.int64), mask, slots
 
 
+def tiles_of(batch_info):
+    """The batch's tile table, or None: optional, sglang's own class has no such field (the lookup serves then)."""
+    return getattr(batch_info, "tiles", None)
+
+
 def launch_common(batch_info):
     """The kernel arguments every entry point passes for the batch, in kernel order, and the layout."""
-    permutation, tiles = batch_info.permutation, batch_info.tiles
+    permutation, tiles = batch_info.permutation, tiles_of(batch_info)
     sorted_layout = permutation is not None
     return (
         batch_info.seg_lens,
@@ -125,9 +130,9 @@ def sorted_programs(num_rows: int, num_segments: int) -> int:
 
 def tile_grid(batch_info, num_rows: int) -> tuple:
     """Grid axes 0 and 1 (see ``program_rows``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows."""
-    segments = batch_info.num_segments
-    if batch_info.tiles is not None:
-        return (batch_info.tiles.shape[0], 1), 1
+    segments, tiles = batch_info.num_segments, tiles_of(batch_info)
+    if tiles is not None:
+        return (tiles.shape[0], 1), 1
     if batch_info.permutation is not None:
         return (sorted_programs(num_rows, segments), 1), triton.next_power_of_2(segments)
     return (triton.cdiv(max(batch_info.max_len, 1), BLOCK_S), segments), 1

@@ -11,8 +11,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .segments import BLOCK_S, launch_common, program_rows, table_block, tile_grid
-from .validate import check
+from .segments import BLOCK_S, launch_common, program_rows, table_block, tile_grid, tiles_of
+from .validate import check, entry_point
 
 BLOCK_K_LONG = 128  # BLOCK_K when K > 256
 K_BLOCKS_PER_SPLIT = 4  # a split is this many BLOCK_K steps of K
@@ -205,12 +205,13 @@ def tiles_per_program(batch_info, num_rows: int) -> int:
     per segment on average (host-side numbers: no sync), else 1."""
     segments = max(batch_info.num_segments, 1)
     large = num_rows >= GROUP_MIN_ROWS and num_rows >= GROUP_MIN_SLOT_ROWS * segments
-    return GROUP if batch_info.tiles is not None and large else 1
+    return GROUP if tiles_of(batch_info) is not None and large else 1
 
 
+@entry_point()
 def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_num: int = 1) -> torch.Tensor:
     """x (S, K), weights (L, stack_num*R, K) -> y (S, stack_num*R); cells past stack_num*r are undefined."""
-    check("sgemm_lora_a_fwd", x, weights, batch_info, stack_num=stack_num)
+    check(x, weights, batch_info, stack_num=stack_num)
     S, K = x.shape
     N = weights.shape[1]
     y = torch.empty((S, N), dtype=x.dtype, device=x.device)
@@ -226,7 +227,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     # 64 tokens over 64 adapters than the table's tiles side by side (benchmarks/README.md)
     grid = (
         (triton.cdiv(tiles, group) * n_tiles * splits, 1, 1)
-        if batch_info.tiles is not None
+        if tiles_of(batch_info) is not None
         else (tiles, segments_axis, n_tiles * splits)
     )
     _shrink_kernel[grid](

@@ -21,18 +21,25 @@ import os
 
 import torch
 
-from .routing import tile_table
-from .segments import BLOCK_S
+from .segments import BLOCK_S, tiles_of
 
 FLOATS = (torch.float16, torch.bfloat16, torch.float32)
 INDICES = (torch.int32, torch.int64)
-SLICES = {"sgemm_lora_a_fwd": None, "sgemm_lora_b_fwd": 1, "qkv_lora_b_fwd": 3, "gate_up_lora_b_fwd": 2}
-WEIGHTS = {
-    "sgemm_lora_a_fwd": "weights",
-    "sgemm_lora_b_fwd": "weights",
-    "qkv_lora_b_fwd": "qkv_lora_b",
-    "gate_up_lora_b_fwd": "gate_up_lora_b",
-}
+# sglang's LoRABatchInfo fields every kernel may read (SPEC.md); ``tiles`` is ours and optional
+FIELDS = ("bs", "num_segments", "seg_lens", "seg_indptr", "weight_indices", "lora_ranks", "scalings", "max_len",
+          "permutation")
+ABSENT = object()  # an argument the entry point does not have
+_ENTRIES = {}  # entry-point name -> (function, slices), filled by ``entry_point``
+
+
+def entry_point(slices=None):
+    """Registers an entry point for :func:`validate` by name; ``slices`` of its output (None: shrink)."""
+
+    def register(fn):
+        _ENTRIES[fn.__name__] = (fn, slices)
+        return fn
+
+    return register
 
 
 class LoRAInputError(ValueError):
@@ -100,6 +107,14 @@ def _tensor(name, t, ndim, dtypes, device, dtype_is="", length=None, contiguous=
 
 def _batch_info(bi, L, w, device):
     """Metadata of the batch-info fields: lengths against ``num_segments`` and the pool size ``L``."""
+    missing = [f for f in FIELDS if not hasattr(bi, f)]
+    if missing:
+        _fail(
+            "batch_info",
+            f"an object with sglang's LoRABatchInfo fields ({', '.join(FIELDS)})",
+            f"{type(bi).__name__} without {', '.join(missing)}",
+            LoRATypeError,
+        )
     _int("batch_info.num_segments", bi.num_segments, minimum=0)
     _int("batch_info.max_len", bi.max_len, minimum=0)
     n = ("num_segments", bi.num_segments)
@@ -110,12 +125,13 @@ def _batch_info(bi, L, w, device):
     _tensor("batch_info.scalings", bi.scalings, 1, (torch.float32,), device, length=pool, contiguous=True)
     if bi.permutation is not None:
         _tensor("batch_info.permutation", bi.permutation, 1, INDICES, device, contiguous=True)
-    if bi.tiles is not None:
+    tiles = tiles_of(bi)
+    if tiles is not None:
         if bi.permutation is None:
             _fail("batch_info.tiles", "None in the per-sequence layout (permutation is None)", "a tensor")
-        _tensor("batch_info.tiles", bi.tiles, 2, (torch.int32,), device, contiguous=True)
-        if bi.tiles.shape[1] != 3:
-            _fail("batch_info.tiles", "shape (rows, 3)", tuple(bi.tiles.shape))
+        _tensor("batch_info.tiles", tiles, 2, (torch.int32,), device, contiguous=True)
+        if tiles.shape[1] != 3:
+            _fail("batch_info.tiles", "shape (rows, 3)", tuple(tiles.shape))
 
 
 def _in_range(name, values, low, high, expected, where):
@@ -153,17 +169,27 @@ def _values(bi, L, R, S):
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if repeated.numel():
         _fail("batch_info.permutation", "a permutation of the rows it covers", f"row {int(repeated[0])} twice")
-    if bi.tiles is not None:
-        _tile_values(bi, lens)
+    if tiles_of(bi) is not None:
+        _tile_values(tiles_of(bi).cpu(), lens.tolist(), indptr.tolist(), slots.tolist())
 
 
-def _tile_values(bi, lens):
+def expected_tiles(lens, starts, slots, length: int) -> torch.Tensor:
+    """The tile table routing builds (``routing.tile_table``), on the host: each segment's tiles of ``BLOCK_S``
+    rows in segment order, ``[first logical position, rows, slot]``, then ``[0, 0, 0]`` up to ``length`` rows."""
+    rows = [
+        [start + j, min(BLOCK_S, n - j), slot]
+        for n, start, slot in zip(lens, starts, slots, strict=False)
+        for j in range(0, n, BLOCK_S)
+    ]
+    return torch.tensor(rows + [[0, 0, 0]] * (length - len(rows)), dtype=torch.int32).reshape(-1, 3)
+
+
+def _tile_values(tiles, lens, starts, slots):
     """The tile table is the one routing builds from the segments (a stale or foreign table reads wrong rows)."""
-    tiles = bi.tiles.cpu()
-    needed = int(((lens + BLOCK_S - 1) // BLOCK_S).sum())
+    needed = sum((n + BLOCK_S - 1) // BLOCK_S for n in lens)
     if tiles.shape[0] < needed:
         _fail("batch_info.tiles", f"a row for each of the segments' {needed} tiles of {BLOCK_S} rows", tiles.shape[0])
-    expected = tile_table(bi.seg_lens, bi.seg_indptr, bi.weight_indices, tiles.shape[0]).cpu()  # on their device
+    expected = expected_tiles(lens, starts, slots, tiles.shape[0])
     wrong = (tiles != expected).any(1).nonzero()
     if wrong.numel():
         i = int(wrong[0])
@@ -186,21 +212,26 @@ def _offset_values(output_offset, max_qkv_out_dim, w, N):
 
 
 def check(
-    entry,
     x,
     weights,
     batch_info,
     *,
+    weights_name="weights",
+    slices=None,
     stack_num=1,
     base_output=None,
-    output_offset=None,
-    max_qkv_out_dim=None,
-    output_dim=None,
+    output_offset=ABSENT,
+    max_qkv_out_dim=ABSENT,
+    output_dim=ABSENT,
     values=None,
 ):
-    """Checks one call of ``entry`` (an entry point's name): metadata always; values when ``values``, which
-    defaults to the debug switch (skipped while a CUDA graph is being captured: the buffers hold no batch yet)."""
-    w, slices = WEIGHTS[entry], SLICES[entry]
+    """Checks one call of an entry point: metadata always; values when ``values``, which defaults to the debug
+    switch (skipped while a CUDA graph is being captured: the buffers hold no batch yet).
+
+    ``slices``: of the output (None: a shrink, ``stack_num`` then applies); ``weights_name``: the weights
+    argument's name in messages; ``output_offset``, ``max_qkv_out_dim``, ``output_dim``: given by the entry
+    points that have them."""
+    w = weights_name
     _tensor("x", x, 2, FLOATS, None, row_major=True)
     device, (S, cols) = x.device, x.shape
     _tensor(w, weights, 3, (x.dtype,), device, " (x's dtype)", contiguous=True)
@@ -218,11 +249,11 @@ def check(
         R = inner
         if slices * R != cols:
             _fail(w, f"shape (L, N, R) with {slices}*R == x.shape[1] == {cols}", tuple(weights.shape))
-        if entry == "gate_up_lora_b_fwd":
+        if output_dim is not ABSENT:
             _int("output_dim", output_dim, minimum=1)
             if 2 * output_dim != N:
                 _fail("output_dim", f"2*output_dim == {w}.shape[1] == {N}", output_dim)
-        if entry == "qkv_lora_b_fwd":
+        if output_offset is not ABSENT:
             _tensor("output_offset", output_offset, 1, INDICES, device, length=("3 slices + 1", 4), contiguous=True)
             _int("max_qkv_out_dim", max_qkv_out_dim, minimum=1)
         if base_output is not None:
@@ -232,8 +263,20 @@ def check(
     _batch_info(batch_info, L, w, device)
     if (_debug if values is None else values) and not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         _values(batch_info, L, R, S)
-        if entry == "qkv_lora_b_fwd":
+        if output_offset is not ABSENT:
             _offset_values(output_offset, max_qkv_out_dim, w, N)
+
+
+def check_call(entry, *args, values=None, **kwargs):
+    """Checks the call ``entry(*args, **kwargs)`` without running it (``values`` as in :func:`check`).
+
+    ``entry`` is one of the four entry points or its name.
+    """
+    fn, slices = _ENTRIES[getattr(entry, "__name__", entry)]
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    (_, x), (w, weights), (_, batch_info), *rest = bound.arguments.items()
+    check(x, weights, batch_info, weights_name=w, slices=slices, **dict(rest), values=values)
 
 
 def validate(entry, *args, **kwargs):
@@ -242,11 +285,4 @@ def validate(entry, *args, **kwargs):
     ``entry`` is one of the four entry points or its name; raises :class:`LoRAInputError`. Reads device
     tensors (synchronises): for tests, debugging, and callers off the hot path.
     """
-    from . import expand, shrink  # they import this module
-
-    name = getattr(entry, "__name__", entry)
-    fn = getattr(shrink if name == "sgemm_lora_a_fwd" else expand, name)
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    x, weights, batch_info, *rest = bound.arguments.items()
-    check(name, x[1], weights[1], batch_info[1], **dict(rest), values=True)
+    check_call(entry, *args, values=True, **kwargs)

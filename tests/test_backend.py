@@ -1,6 +1,6 @@
 """Worker-to-GPU assignment, checked with fake device counts (it runs on CPU machines too)."""
 
-from tests.backend import worker_gpu
+from lora_verify.backend import worker_gpu
 
 
 def test_each_worker_takes_its_own_gpu_round_robin():

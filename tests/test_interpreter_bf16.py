@@ -1,4 +1,4 @@
-"""Bit-exact checks of the interpreter's bf16 layer (tests/interpreter_bf16.py).
+"""Bit-exact checks of the interpreter's bf16 layer (lora_verify/interpreter/bf16.py).
 
 Tiny kernels run under TRITON_INTERPRET=1 and are compared bit for bit with
 torch's CPU bf16 arithmetic (which computes in float32 and rounds to nearest
@@ -17,7 +17,7 @@ import triton.language as tl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import interpreter_bf16 as layer
+from lora_verify.interpreter import bf16 as layer
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 pytestmark = [

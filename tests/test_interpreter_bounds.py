@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tests.interpreter_bounds import MemoryViolation, unchecked
+from lora_verify.interpreter.bounds import MemoryViolation, unchecked
 
 pytestmark = pytest.mark.interpreter
 

@@ -31,7 +31,7 @@ echo "== one worker per GPU ($gpus)"; fuzz "${gpus}gpu_${gpus}workers" "$all" "$
 echo "== planted: $mutant"
 cp -r . "$work/planted" && rm -rf "$work/planted/.hypothesis"
 (cd "$work/planted" && python3 -c "
-from pathlib import Path; from tests.mutants import BY_NAME; BY_NAME['$mutant'].apply(Path('.'))" &&
+from pathlib import Path; from lora_verify.mutants import BY_NAME; BY_NAME['$mutant'].apply(Path('.'))" &&
   env CUDA_VISIBLE_DEVICES="$all" LORA_FUZZ_EXAMPLES=40 python3 -m tests.fuzz --minutes "$minutes" -n "$gpus" \
     --case-dir "$out/cases_planted" --report "$out/fuzz_planted.json" --log "$out/rounds_planted.log" \
     -- "${tests[@]}" >"$out/fuzz_planted.log" 2>&1)

@@ -5,7 +5,7 @@ A case names the operation, layout and property, the batch description
 parameters, the implementation under test, and the versions and device it
 was seen on. Failing examples are saved during a run (the last write of a
 file is hypothesis' shrunk example); ``tests/corpus/`` keeps the ones every
-run replays; ``python -m tests.replay CASE`` triages one.
+run replays; ``lora-verify replay CASE`` triages one.
 """
 
 import json
@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 import triton
 
-from tests.strategies import Batch, Dims, Seq, Slot, Values
+from lora_verify.strategies import Batch, Dims, Seq, Slot, Values
+
+REPLAY = "python -m lora_verify replay"  # also `lora-verify replay` where the package is installed
 
 
 def batch_from_dict(d: dict) -> Batch:
@@ -70,5 +72,5 @@ def saved_on_failure(directory, op, layout, prop, batch, params, impl_name, devi
         yield
     except Exception as exc:
         path = save(directory, case_record(op, layout, prop, batch, params, impl_name, device, repr(exc)))
-        exc.add_note(f"saved case: {path}\nreplay it:  python -m tests.replay {path} --impl {impl_name}")
+        exc.add_note(f"saved case: {path}\nreplay it:  {REPLAY} {path} --impl {impl_name}")
         raise

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import impl
 from impl.segments import BLOCK_S
-from tests.ops import batch_info_of
-from tests.strategies import Batch, Dims, Values, sequence_lists, slot_pools
+from lora_verify.inputs import batch_info_of
+from lora_verify.strategies import Batch, Dims, Values, sequence_lists, slot_pools
 
 
 @st.composite
@@ -37,7 +37,7 @@ def test_routing_invariants(device, verdicts, drawn):
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
-    with verdicts.check("routing", "sorted", "routing invariants"):
+    with verdicts.check("routing (ours)", "sorted", "routing invariants"):
         try:
             routed = impl.sort_by_adapter(per_seq, capacity)
         finally:

@@ -1,4 +1,4 @@
-"""A time-boxed fuzzing run: ``python -m tests.fuzz --minutes 60 [-n 4] [--impl MODULE] [-- PYTEST ARGS]``.
+"""A time-boxed fuzzing run: ``lora-verify fuzz --minutes 60 [-n 4] [--impl MODULE] [-- PYTEST ARGS]``.
 
 Runs rounds of the property suite under the ``fuzz`` profile (fresh random
 examples each round, one example database on disk shared by every worker and
@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 
-from tests.report import Tally, format_table, verdict_rows
+from lora_verify.report import Tally, format_table, verdict_rows
+
+SUITE = ["--pyargs", "lora_verify.suite.test_properties", "lora_verify.suite.test_routing"]
 
 
 def _tally(prefix):
@@ -48,14 +50,14 @@ def _failing(tally):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lora-verify fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="the time box")
     parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (each takes its own GPU if several)")
     parser.add_argument("--impl", default="impl")
     parser.add_argument("--case-dir", default="fuzz-cases")
     parser.add_argument("--report", default="fuzz-report.json")
     parser.add_argument("--log", default="fuzz-rounds.log", help="every round's pytest output, appended")
-    parser.add_argument("pytest_args", nargs="*", default=["tests/test_properties.py", "tests/test_routing.py"])
+    parser.add_argument("pytest_args", nargs="*", default=SUITE, help="what to fuzz (default: the properties)")
     args = parser.parse_args(argv)
     start = time.monotonic()
     deadline = start + args.minutes * 60
@@ -72,6 +74,8 @@ def main(argv=None):
             "-q",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "lora_verify.plugin",
             "-n",
             args.workers,
             "--impl",
@@ -112,7 +116,7 @@ def main(argv=None):
         total.batches += round_tally.batches
     print()
     rows = verdict_rows(total)
-    for line in format_table(rows):
+    for line in format_table(rows, total.header):
         print(line)
     for worker, dev in sorted(total.devices.items()):
         print(f"worker {worker}: {dev}")
@@ -129,6 +133,3 @@ def main(argv=None):
     )
     return int(_failing(total) > 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

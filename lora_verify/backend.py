@@ -1,9 +1,8 @@
 """Picks how kernels run, before any kernel module is imported.
 
-Without CUDA the kernels run under Triton's interpreter (``@triton.jit``
-decides at decoration time, so this must come first), made faithful for bf16
-by ``tests.interpreter_bf16`` and bounds- and race-checked by
-``tests.interpreter_bounds``. The kernels' source is the same either way.
+Without CUDA the kernels run under Triton's interpreter (``@triton.jit`` decides at decoration time, so this
+must come first), made faithful to the compiler by ``lora_verify.interpreter`` (bf16 arithmetic) and
+bounds- and race-checked (``lora_verify.interpreter.bounds``). The kernels' source is the same either way.
 """
 
 import os
@@ -11,16 +10,19 @@ import os
 import torch
 
 
+def has_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
 def setup() -> bool:
     """Chooses the backend; returns whether kernels are interpreted."""
-    if not torch.cuda.is_available():
+    if not has_cuda():
         os.environ.setdefault("TRITON_INTERPRET", "1")
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if interpreting:
-        from tests import interpreter_bf16, interpreter_bounds
+        from lora_verify import interpreter
 
-        interpreter_bf16.install()
-        interpreter_bounds.install()
+        interpreter.install()
     return interpreting
 
 
@@ -32,8 +34,12 @@ def worker_gpu(worker_id: str, gpu_count: int) -> int:
 
 def device() -> torch.device:
     """This process's device: on a GPU machine each xdist worker pins its own GPU."""
-    if not torch.cuda.is_available():
+    if not has_cuda():
         return torch.device("cpu")
     index = worker_gpu(os.environ.get("PYTEST_XDIST_WORKER", "gw0"), torch.cuda.device_count())
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
+
+
+def device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "Triton interpreter"

@@ -1,4 +1,4 @@
-"""Replay and triage one saved case: ``python -m tests.replay CASE.json [--impl MODULE]``.
+"""Replay and triage one saved case: ``lora-verify replay CASE.json [--impl MODULE]``.
 
 Prints, for the case's operation, every property in every layout on the
 saved batch (verdict, worst error relative to its bound, the first failure
@@ -16,17 +16,21 @@ import sys
 
 import torch
 
-from tests import backend
+import impl
+from lora_verify import backend, profiles
+from lora_verify.cases import load
+from lora_verify.inputs import materialize
+from lora_verify.layouts import run, run_reference
+from lora_verify.ops import OPS_BY_NAME
+from lora_verify.properties import PROPERTIES, PROPERTIES_BY_NAME, bits
+from lora_verify.report import Tally, format_ratio
 
 
-def _fails(module, batch, op, prop, layout, params, device):
-    from tests.ops import materialize
-    from tests.report import Tally
-
+def _fails(module, profile, batch, op, prop, layout, params, device):
     if "order" in params and any(i >= len(batch.seqs) for i in params["order"]):
         return False
     try:
-        prop.check(module, materialize(batch, op, device), layout, Tally(), **params)
+        prop.check(module, materialize(batch, op, device, profile.strided_x), layout, Tally(), profile, **params)
     except Exception:
         return True
     return False
@@ -63,10 +67,6 @@ def _smaller(batch, params):
 
 def graph_agrees(module, case, layout):
     """Captures the case's op in a CUDA graph (``impl.GraphRunner``) and replays it: equal to eager bit for bit?"""
-    import impl
-    from tests.ops import run, run_reference
-    from tests.properties import bits
-
     b, op, fn = case.batch, case.op, getattr(module, case.op.entry)
     buffers = impl.GraphBatchBuffers.allocate(max(b.num_tokens, 1), max(len(b.seqs), 1), len(b.slots), case.x.device)
 
@@ -78,7 +78,7 @@ def graph_agrees(module, case, layout):
     statics = (at_capacity(case.x), case.w, *map(at_capacity, base))
 
     def step(info, x, w, *out):
-        return op.call(fn, x, w, info, b.dims, out[0] if out else None)
+        return op.call(fn, x, w, info, b.dims, out[0] if out else None, case.offsets)
 
     runner = impl.GraphRunner(step, statics, buffers, layout)
     runner.load(
@@ -94,7 +94,7 @@ def graph_agrees(module, case, layout):
     return torch.equal(bits(replayed)[defined], bits(eager)[defined])
 
 
-def minimise(module, batch, op, prop, layout, params, device, budget=300):
+def minimise(module, profile, batch, op, prop, layout, params, device, budget=300):
     """Greedy shrinking: take the first simpler batch that still fails, until none does."""
     tries = 0
     improved = True
@@ -102,72 +102,69 @@ def minimise(module, batch, op, prop, layout, params, device, budget=300):
         improved = False
         for candidate in _smaller(batch, params):
             tries += 1
-            if _fails(module, candidate, op, prop, layout, params, device):
+            if _fails(module, profile, candidate, op, prop, layout, params, device):
                 batch, improved = candidate, True
                 break
     return batch
 
 
 def triage(record, module, device, out=sys.stdout):
-    from tests.ops import OPS_BY_NAME, materialize
-    from tests.properties import PROPERTIES, PROPERTIES_BY_NAME
-    from tests.report import Tally
-
+    profile = profiles.of(module)
     op, batch = OPS_BY_NAME[record["op"]], record["batch"]
     print(
         f"case: {record['op']} / {record['layout']} / {record['property']}  (saved on {record['device']}, "
         f"torch {record['versions']['torch']}, triton {record['versions']['triton']})",
         file=out,
     )
-    print(f"implementation: {module.__name__};  here: {device}", file=out)
+    for line in profile.summary():
+        print(line, file=out)
+    print(f"here: {device}", file=out)
     print(f"batch: {batch}", file=out)
     tally, messages = Tally(), {}
     for prop in PROPERTIES:
         for layout in prop.layouts:
+            reason = prop.unclaimed(profile, layout)
+            if reason:
+                print(f"  NOT CLAIMED  {prop.name:<22} {layout:<9} {reason}", file=out)
+                continue
             params = record["params"] if prop.name == record["property"] else {}
             if prop.params and not params:
                 params = {"order": list(range(len(batch.seqs)))[::-1]}  # all sequences, reversed
             try:
-                prop.check(module, materialize(batch, op, device), layout, tally, **params)
+                prop.check(module, materialize(batch, op, device, profile.strided_x), layout, tally, profile, **params)
             except Exception as exc:
                 messages[(prop.name, layout)] = str(exc).strip().splitlines()[0][:300]
     for (_, layout, name), row in sorted(tally.rows.items()):
         verdict = "PASS" if row["failures"] == 0 else "FAIL"
-        worst = f"{row['worst']:.3g}" if name == "close to reference" else "exact"
+        worst = format_ratio(row["worst"]) if name == "close to reference" else "exact"
         print(f"  {verdict}  {name:<22} {layout:<9} worst err/bound {worst}", file=out)
         if (name, layout) in messages:
             print(f"        {messages.pop((name, layout))}", file=out)
     for (name, layout), message in messages.items():  # raised before the property could check anything
         print(f"  ERROR {name:<22} {layout:<9} {message}", file=out)
     if device.type == "cuda":
-        for layout in ("unsorted", "sorted"):
-            agrees = graph_agrees(module, materialize(batch, op, device), layout)
+        for layout in profile.layouts if profile.graph_capture else ():
+            agrees = graph_agrees(module, materialize(batch, op, device, profile.strided_x), layout)
             print(f"  {'PASS' if agrees else 'FAIL'}  {'graph replay == eager':<22} {layout:<9}", file=out)
     else:
         print("  (graph replay vs eager: needs a CUDA device)", file=out)
     prop = PROPERTIES_BY_NAME[record["property"]]
-    saved_fails = _fails(module, batch, op, prop, record["layout"], record["params"], device)
+    saved_fails = _fails(module, profile, batch, op, prop, record["layout"], record["params"], device)
     print(
         f"saved property '{record['property']}' in layout {record['layout']}: {'FAILS' if saved_fails else 'holds'}",
         file=out,
     )
     if saved_fails:
-        small = minimise(module, batch, op, prop, record["layout"], record["params"], device)
+        small = minimise(module, profile, batch, op, prop, record["layout"], record["params"], device)
         print(f"minimised batch: {small}", file=out)
     return saved_fails
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lora-verify replay", description=__doc__.splitlines()[0])
     parser.add_argument("case", help="a case file (JSON) written by a failing run or kept in tests/corpus/")
     parser.add_argument("--impl", default="impl", help="module under test (default: impl)")
     args = parser.parse_args(argv)
-    backend.setup()
-    from tests.cases import load
-
     record = load(args.case)
     return int(triage(record, importlib.import_module(args.impl), backend.device()))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""sglang's own Triton LoRA kernels behind SPEC.md's four entry points: ``pytest --impl adapters.sglang``.
+"""sglang's own Triton LoRA kernels behind SPEC.md's four entry points: ``--impl lora_verify.adapters.sglang``.
 
 What sglang has (0.5.23): the four segmented matmuls live in ``sglang/kernels/ops/lora/dense/``
 (``sgemm_lora_a.py``, ``sgemm_lora_b.py``, ``qkv_lora_b.py``, ``gate_up_lora_b.py``, sharing
@@ -18,10 +18,10 @@ leaves are imported under empty parent packages whose ``__path__`` is the real d
 so that a later real ``import sglang`` is unaffected. ``@triton.jit`` picks interpreter or
 compiler when this module is imported: import it after the backend is chosen (conftest does).
 
-One contract difference is bridged here: sglang's shrink and expand wrappers ``assert
-x.is_contiguous()`` (qkv and gate/up take any row stride), while our ``impl`` takes a row-strided
-``x`` (unit column stride) and the suite passes one, a view inside poisoned padding columns.
-Those two entry points get ``x.contiguous()``: sglang's own callers always pass a dense ``x``.
+What it claims (``PROFILE``, lora_verify.profiles): both layouts; expands that round the LoRA term to
+the output dtype before adding ``base`` ("lora_first"); a dense ``x`` only (its shrink and expand
+wrappers ``assert x.is_contiguous()``, and sglang's own callers always pass a dense one); no named
+input errors.
 """
 
 import importlib
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from lora_verify.profiles import Profile
 
 DENSE = "sglang.kernels.ops.lora.dense"
 ENTRY_FILES = {  # entry point -> its file in sglang/kernels/ops/lora/dense/
@@ -145,16 +147,27 @@ def _load_kernels() -> dict:
 
 KERNELS = _load_kernels()  # entry-point name -> sglang's own launch wrapper
 KERNEL_DIR = Path(KERNELS["sgemm_lora_a_fwd"].__code__.co_filename).parent  # where the kernels were loaded from
+PROFILE = Profile(
+    name="sglang triton",
+    source=str(KERNEL_DIR),
+    strided_x=False,
+    input_errors=False,
+    rounding="lora_first",
+    why={
+        "strided_x": "its shrink and expand wrappers assert x.is_contiguous(); its callers pass a dense x",
+        "input_errors": "its wrappers check a few shapes with asserts, no named error per argument",
+    },
+)
 
 
 def sgemm_lora_a_fwd(x, weights, batch_info, stack_num=1):
-    """SPEC.md's shrink, by sglang's ``sgemm_lora_a_fwd``; ``x`` made dense, as sglang asserts."""
-    return KERNELS["sgemm_lora_a_fwd"](x.contiguous(), weights, to_sglang(batch_info), stack_num)
+    """SPEC.md's shrink, by sglang's ``sgemm_lora_a_fwd``."""
+    return KERNELS["sgemm_lora_a_fwd"](x, weights, to_sglang(batch_info), stack_num)
 
 
 def sgemm_lora_b_fwd(x, weights, batch_info, base_output=None):
-    """SPEC.md's expand, by sglang's ``sgemm_lora_b_fwd`` (in place); ``x`` made dense, as sglang asserts."""
-    return KERNELS["sgemm_lora_b_fwd"](x.contiguous(), weights, to_sglang(batch_info), base_output)
+    """SPEC.md's expand, by sglang's ``sgemm_lora_b_fwd`` (in place)."""
+    return KERNELS["sgemm_lora_b_fwd"](x, weights, to_sglang(batch_info), base_output)
 
 
 def qkv_lora_b_fwd(x, qkv_lora_b, batch_info, output_offset, max_qkv_out_dim, base_output=None):

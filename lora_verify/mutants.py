@@ -2,7 +2,7 @@
 
 Each :class:`Mutant` replaces one exact piece of source text (it must occur exactly once, so that a
 change of ``impl/`` that moves it fails loudly instead of planting nothing) with a buggy version.
-``tests/mutate.py`` applies one at a time to a copy of the tree (``@triton.jit`` reads the kernel's
+``lora_verify/mutate.py`` applies one at a time to a copy of the tree (``@triton.jit`` reads the kernel's
 source text, so the edit has to be on disk) and runs the CI profile against it. A mutant that no
 input of the contract can tell apart from the original carries the reason in ``equivalent``; every
 other survivor is a gap of the suite. docs/mutants.md has the results.

@@ -1,29 +1,30 @@
-"""Mutation testing: the CI profile against every planted bug of ``tests/mutants.py``, and the kill rate.
+"""Mutation testing: the CI profile against every planted bug of ``lora_verify/mutants.py``, and the kill rate.
 
-    python -m tests.mutate [--only NAME ...] [--quick] [-j N]
+    lora-verify mutants [--only NAME ...] [--quick] [-j N]      (from this repository's root)
 
 The tree is copied once (other people may edit it meanwhile); that unmutated copy must pass the
 selection (else a kill means nothing); then each mutant runs in its own copy of it (``@triton.jit``
 reads the source there), one pytest process per mutant, ``-j`` at a time, under ``TRITON_INTERPRET=1
-HYPOTHESIS_PROFILE=ci`` with ``-x``. Per mutant it prints killed or survived, the first failing test
-and its message, and the time; then a markdown table (the one in docs/mutants.md) and the kill rate.
+HYPOTHESIS_PROFILE=ci`` with ``-x``, over ``tests/`` and ``lora_verify/suite/``. Per mutant it prints killed
+or survived, the first failing test and its message, and the time; then a markdown table (the one in
+docs/mutants.md) and the kill rate.
 Exit status 0 iff every mutant not marked equivalent died, and none marked equivalent did.
 Logs: ``.out/mutants/<name>.log``.
 
-The same module is the pytest plugin of those runs (``-p tests.mutate``). It keeps everything the CI
+The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
 
 - no shrink or explain phase: the same derandomised examples are generated and the first failing one
   still fails its test; shrinking would only make the report smaller, at many kernel runs per kill;
-- a test is left out only where its parameters prove it never runs the mutated file: an ``op`` (or
-  ``op_name``) of another file (a shrink mutant cannot change an expand), the unsorted layout of
-  ``test_properties.py`` for a routing mutant; and ``test_interpreter_*.py``, which test the
-  interpreter layers of ``tests/`` and import no ``impl`` code;
+- a test is left out only where its parameters prove it never runs the mutated file: operations
+  (an ``op``, or a graph's stages) all served by another kernel file (``OpInfo.kernel``: a shrink mutant
+  cannot change an expand), the unsorted layout of ``test_properties.py`` for a routing mutant; and
+  ``test_interpreter_*.py``, which test the interpreter layers and import no ``impl`` code;
 - cheap, strong checks first, so that ``-x`` stops a killed mutant early: the tests of the mutated
   file itself where they are named (``FIRST_FOR_FILE``: the graph buffers; routing's compile; layout
   agreement for the row mapping), routing, the regression corpus, closeness to the reference (which
   also checks guard bands and rank-0 rows), bit-exact layout agreement, batch invariance, determinism;
-  cheap operations and the sorted layout first; then the other tests in collection order.
+  cheap operations (``OpInfo.cost``) and the sorted layout first; then the other tests in collection order.
 """
 
 import argparse
@@ -38,13 +39,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LOGS = ROOT / ".out" / "mutants"
-COPY_IGNORE = shutil.ignore_patterns(".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__")
-TIMEOUT_S = 1800  # a mutant that hangs (a loop that never ends) counts as killed, by the timeout
-PYTEST = ["-x", "-q", "-p", "tests.mutate", "tests", "--ignore-glob=tests/test_interpreter_*.py"]
+from lora_verify.mutants import BY_NAME, MUTANTS
 
-# ------------------------------------------------------------------ the pytest plugin (-p tests.mutate)
+ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
+LOGS = ROOT / ".out" / "mutants"
+COPY_IGNORE = shutil.ignore_patterns(".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry")
+TIMEOUT_S = 1800  # a mutant that hangs (a loop that never ends) counts as killed, by the timeout
+PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*"]
+
+# ------------------------------------------------------------ the pytest plugin (-p lora_verify.mutate)
 FIRST = [  # test names or properties (``prop_name``), cheap and strong first
     "test_routing_invariants",
     "test_corpus_case",
@@ -58,8 +61,6 @@ FIRST_FOR_FILE = {  # tests that exercise a file most directly go before everyth
     "impl/routing.py": ["test_compiles_for_sm90"],  # the tile-table kernel: 10 s, before the interpreter's tests
     "impl/segments.py": ["sorted == unsorted"],  # the only property that runs the lookup path (sorted, no table)
 }
-OP_ORDER = ["sgemm_lora_a_fwd", "sgemm_lora_b_fwd", "gate_up_lora_b_fwd", "qkv_lora_b_fwd"]  # by cost
-OPS_OF_FILE = {"impl/shrink.py": OP_ORDER[:1], "impl/expand.py": OP_ORDER[1:]}
 
 
 def pytest_addoption(parser):
@@ -78,17 +79,20 @@ def _params(item) -> dict:
     return item.callspec.params if hasattr(item, "callspec") else {}
 
 
-def _op(item):
+def _ops(item) -> list:
+    """The operations (``lora_verify.ops.OpInfo``) a test runs, from its parameters; [] when they do not say."""
     params = _params(item)
-    return params.get("op_name") or getattr(params.get("op"), "name", None)
+    if "op" in params:
+        return [params["op"]]
+    return list(getattr(params.get("gop"), "stages", ()))
 
 
-def _runs(item, mutated) -> bool:
+def _runs(item, mutated, kernels) -> bool:
     """False only where the test's parameters prove it never executes the file ``mutated``."""
-    op = _op(item)
-    if mutated in OPS_OF_FILE and op in OP_ORDER and op not in OPS_OF_FILE[mutated]:
+    ops = _ops(item)
+    if mutated in kernels and ops and mutated not in {op.kernel for op in ops}:
         return False
-    unsorted = _params(item).get("layout") == "unsorted" and item.module.__name__ == "tests.test_properties"
+    unsorted = _params(item).get("layout") == "unsorted" and item.module.__name__.endswith(".test_properties")
     return not (mutated == "impl/routing.py" and unsorted)
 
 
@@ -98,16 +102,17 @@ def _cost(item, mutated):
         return -1, 0, False
     if kind not in FIRST:
         return len(FIRST), 0, False
-    op = _op(item)
-    return FIRST.index(kind), OP_ORDER.index(op) if op in OP_ORDER else -1, _params(item).get("layout") == "unsorted"
+    cost = max((op.cost for op in _ops(item)), default=-1)
+    return FIRST.index(kind), cost, _params(item).get("layout") == "unsorted"
 
 
 def pytest_collection_modifyitems(config, items):
     mutated = config.getoption("--mutated")
-    deselected = [item for item in items if not _runs(item, mutated)]
+    kernels = {op.kernel for item in items for op in _ops(item)}  # the kernel files that serve an operation
+    deselected = [item for item in items if not _runs(item, mutated, kernels)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    items[:] = sorted((item for item in items if _runs(item, mutated)), key=lambda item: _cost(item, mutated))
+    items[:] = sorted((item for item in items if _runs(item, mutated, kernels)), key=lambda item: _cost(item, mutated))
 
 
 # ------------------------------------------------------------------------------------------- the runner
@@ -122,7 +127,7 @@ class Result:
 def first_failure(output: str) -> str:
     """The first ``FAILED``/``ERROR`` line of pytest's summary, shortened to test id and message."""
     for line in output.splitlines():
-        m = re.match(r"(?:FAILED|ERROR) (?:tests/)?(\S+?)(?: - (.*))?$", line)
+        m = re.match(r"(?:FAILED|ERROR) (?:tests/|lora_verify/suite/)?(\S+?)(?: - (.*))?$", line)
         if m:
             test, message = m.group(1).split("::")[-1], (m.group(2) or "").strip()
             message = re.sub(r"^(AssertionError: |triton\.runtime\.errors\.InterpreterError: )", "", message)
@@ -181,13 +186,13 @@ def table(results, catalogue) -> str:
 
 
 def main(argv=None):
-    from tests.mutants import BY_NAME, MUTANTS
-
-    parser = argparse.ArgumentParser(prog="python -m tests.mutate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="lora-verify mutants", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(BY_NAME), help="these mutants only")
     parser.add_argument("--quick", action="store_true", help="the representative subset (for CI)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="mutants run at once (one pytest each)")
     args = parser.parse_args(argv)
+    if not (ROOT / "impl").is_dir():
+        sys.exit(f"lora-verify mutants runs from the repository's root (its impl/ holds the kernels); here: {ROOT}")
     chosen = [BY_NAME[n] for n in args.only] if args.only else [m for m in MUTANTS if m.quick or not args.quick]
     LOGS.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -213,6 +218,3 @@ def main(argv=None):
           f"wall time {time.monotonic() - start:.0f} s with -j {args.jobs}")
     return 1 if unexpected or wrongly_equivalent else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,9 +2,10 @@
 
 The hypothesis tests, the regression corpus and the replay command all run
 these, so a property is written once. Each takes the module under test, a
-:class:`tests.ops.Case`, a layout and the tally, raises ``AssertionError``
-with the worst cell when it does not hold, and records one verdict per
-sub-property. ``PROPERTIES`` lists them with the layouts they run in and the
+:class:`lora_verify.inputs.Case`, a layout, the tally and the implementation's
+profile, raises ``AssertionError`` with the worst cell when it does not hold,
+and records one verdict per sub-property. ``PROPERTIES`` lists them with the
+layouts they run in, the claims they need (``lora_verify.profiles``) and the
 extra parameters hypothesis draws for them.
 """
 
@@ -14,8 +15,9 @@ from typing import Callable, Optional
 import torch
 from hypothesis import strategies as st
 
-from tests.bounds import error_bound
-from tests.ops import GUARD_ROWS, run, run_reference, subbatch
+from lora_verify.bounds import case_bound
+from lora_verify.inputs import GUARD_ROWS, subbatch
+from lora_verify.layouts import run, run_reference
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -33,17 +35,16 @@ def _worst_cell(case, err, ratio, out, ref, bound):
     )
 
 
-def close_to_reference(module, case, layout, tally):
-    """|kernel - exact| <= the rounding bound on defined cells; guard bands and rank-0 rows untouched."""
+def close_to_reference(module, case, layout, tally, profile):
+    """|kernel - exact| <= the bound of the implementation's rounding model on defined cells; guard bands and
+    rank-0 rows untouched."""
     op = case.op
     buffer_before = None if case.base_buffer is None else case.base_buffer.clone()
     base_before = None if case.base is None else case.base.clone()
     with tally.check(op.name, layout, "close to reference") as v:
         out = run(module, case, layout).cpu().double()
         ref, defined, mag = run_reference(case, base_before)
-        n_terms = op.n_terms(case.batch.dims, case.batch.max_rank)
-        max_scaling = float(case.batch_info.scalings.abs().max())
-        bound = error_bound(ref, mag, n_terms, max_scaling, case.x.dtype)
+        bound = case_bound(case, ref, mag, base_before, profile.rounding)
         err = (out - ref).abs()
         ratio = torch.where(defined, torch.nan_to_num(err / bound, nan=float("inf")), 0.0)
         v["ratio"] = float(ratio.max()) if ratio.numel() else 0.0
@@ -67,7 +68,7 @@ def _differing(a, b, defined):
     return ((bits(a) != bits(b)) & defined).nonzero()[:8].tolist()
 
 
-def sorted_matches_unsorted(module, case, layout, tally):
+def sorted_matches_unsorted(module, case, layout, tally, profile):
     """Both layouts give the same bits on every defined cell, the sorted one also without its tile table
     ("lookup") and with the work grouped per program as on large batches ("grouped": several table tiles
     for shrink, several column tiles for expand), whose other properties follow from
@@ -87,7 +88,7 @@ def sorted_matches_unsorted(module, case, layout, tally):
                 assert not diff, f"sorted and {name}: buffers differ at (row, column) {diff}"
 
 
-def deterministic(module, case, layout, tally):
+def deterministic(module, case, layout, tally, profile):
     """The same call twice gives the same bits on every defined cell."""
     with tally.check(case.op.name, layout, "deterministic"):
         first = run(module, case.fresh(), layout)
@@ -97,7 +98,7 @@ def deterministic(module, case, layout, tally):
         assert not diff, f"two identical calls differ at (token, column) {diff}"
 
 
-def batch_invariant(module, case, layout, tally, order):
+def batch_invariant(module, case, layout, tally, profile, order):
     """A token's output does not depend on its batch-mates or on the order of the sequences."""
     other, rows = subbatch(case, order)
     with tally.check(case.op.name, layout, "batch-invariant"):
@@ -120,13 +121,19 @@ class Property:
     name: str
     check: Callable
     layouts: tuple
+    needs: tuple = ()  # claims (lora_verify.profiles.CLAIMS) it needs, besides its layout ("both": both layouts)
     params: Optional[Callable] = None  # case -> strategy of keyword arguments for ``check``
+
+    def unclaimed(self, profile, layout) -> Optional[str]:
+        """Why ``profile`` does not claim this property in ``layout``; None when it does."""
+        layouts = ("unsorted", "sorted") if layout == "both" else (layout,)
+        return profile.unclaimed((*layouts, *self.needs))
 
 
 PROPERTIES = [
     Property("close to reference", close_to_reference, ("unsorted", "sorted")),
     Property("sorted == unsorted", sorted_matches_unsorted, ("both",)),
-    Property("deterministic", deterministic, ("unsorted", "sorted")),
-    Property("batch-invariant", batch_invariant, ("unsorted", "sorted"), kept_sequences),
+    Property("deterministic", deterministic, ("unsorted", "sorted"), ("deterministic",)),
+    Property("batch-invariant", batch_invariant, ("unsorted", "sorted"), ("batch_invariant",), kept_sequences),
 ]
 PROPERTIES_BY_NAME = {p.name: p for p in PROPERTIES}

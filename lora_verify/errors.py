@@ -1,53 +1,47 @@
-"""Bad input gets a clear error and changes nothing (SPEC.md, "What must hold"; ``impl/validate.py``).
+"""Bad-input cases (SPEC.md: "Bad input gets a clear error and changes nothing"), as OpInfo's error inputs.
 
-Each named break takes a valid call, made by the op table from a drawn batch, and breaks exactly one
-thing. The call must raise the break's error type, with a message that starts with the argument's name,
-and leave every tensor it was given bit for bit as it was. Breaks that only the value checks can see run
-with the debug switch on; ``validate()`` alone must catch every break.
+A :class:`Break` takes a valid call, made by the op table from a drawn batch (:class:`Call`), and breaks
+exactly one thing; the call must then raise the break's error type with a message that starts with the
+argument's name. ``BREAKS`` holds the cases every operation has (those of ``base_output`` for in-place
+operations only); each operation's own cases sit on its entry of ``lora_verify.ops.OPS``.
 """
 
 import dataclasses
 import inspect
-import os
-import re
-import subprocess
-import sys
+import types
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import pytest
 import torch
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume
 
-import impl
-from impl.validate import LoRAInputError as Bad
-from impl.validate import LoRATypeError as BadType
-from tests.ops import GUARD_ROWS, LAYOUTS, OPS, layout_info, materialize
-from tests.strategies import batches
+from impl.validate import LoRAInputError, LoRATypeError
+from lora_verify.inputs import GUARD_ROWS
+from lora_verify.layouts import layout_info
 
-SHRINK = ("sgemm_lora_a_fwd",)
-EXPANDS = ("sgemm_lora_b_fwd", "qkv_lora_b_fwd", "gate_up_lora_b_fwd")
-QKV, GATE_UP = ("qkv_lora_b_fwd",), ("gate_up_lora_b_fwd",)
+Bad, BadType = LoRAInputError, LoRATypeError
 
 
 class Call:
     """One entry-point call with its arguments by name, as the op table makes them, for a break to edit."""
 
-    def __init__(self, case, layout):
+    def __init__(self, module, case, layout):
         capture = lambda *args, **kwargs: (args, kwargs)
-        args, kwargs = case.op.call(capture, case.x, case.w, layout_info(case, layout), case.batch.dims, case.base)
-        self.case, self.fn = case, getattr(impl, case.op.entry)
+        args, kwargs = case.op.call(
+            capture, case.x, case.w, layout_info(case, layout), case.batch.dims, case.base, case.offsets
+        )
+        self.case, self.fn = case, getattr(module, case.op.entry)
         bound = inspect.signature(self.fn).bind(*args, **kwargs)
         bound.apply_defaults()
         self.args = bound.arguments
         self.weights = list(self.args)[1]  # weights, qkv_lora_b or gate_up_lora_b
+        self.batch_info = self.args["batch_info"]  # as made, before any break
 
     def tensors(self):
         """Every tensor the call can reach, the case's own included (meta tensors hold no data)."""
         found = [self.case.x, self.case.w, self.case.base_buffer, *self.args.values()]
-        found += vars(self.args["batch_info"]).values()
+        for bi in (self.batch_info, self.args["batch_info"]):
+            found += getattr(bi, "__dict__", {}).values()
         return [t for t in found if isinstance(t, torch.Tensor) and not t.is_meta]
 
 
@@ -96,6 +90,11 @@ def edit(i, value):
     return fn
 
 
+def without(name):
+    """``fn(batch_info, call)`` for :func:`arg`: an object with the batch info's fields but ``name``."""
+    return lambda bi, call: types.SimpleNamespace(**{k: v for k, v in vars(bi).items() if k != name})
+
+
 def strided(t, call=None):
     """The same values with stride 2 along the last dimension (where that dimension has one entry, no break)."""
     assume(t.shape[-1] > 1)
@@ -116,14 +115,17 @@ class Break:
     arg: str  # the argument the message must start with; "W" is the op's weights argument
     error: type
     apply: Callable  # (Call) -> None: breaks one thing, never in place
-    ops: tuple = SHRINK + EXPANDS
     values: bool = False  # only the value checks see it: run with the debug switch on
     layout: str = "unsorted"
+    in_place_only: bool = False  # a break of base_output: operations that take one
 
 
 pool_size = lambda t, call: call.args["batch_info"].lora_ranks.shape[0]
 BREAKS = [
     # metadata: caught on every call, no host sync
+    Break("batch_info None", "batch_info", BadType, arg("batch_info", lambda b, c: None)),
+    Break("batch_info a dict", "batch_info", BadType, arg("batch_info", lambda b, c: dict(vars(b)))),
+    Break("batch_info without seg_indptr", "batch_info", BadType, arg("batch_info", without("seg_indptr"))),
     Break("x 1-D", "x", Bad, arg("x", lambda x, c: x[:, 0])),
     Break("x float64", "x", BadType, arg("x", lambda x, c: x.double())),
     Break("x dtype differs from weights", "W", BadType, arg("x", other_float)),
@@ -132,21 +134,17 @@ BREAKS = [
     Break("weights inner dim mismatch", "W", Bad, arg("W", lambda w, c: w[..., :-1].contiguous())),
     Break("weights non-contiguous", "W", Bad, arg("W", strided)),
     Break("tensors on two devices", "W", Bad, arg("W", to_meta)),
-    Break("stack_num 4", "stack_num", Bad, arg("stack_num", lambda s, c: 4), SHRINK),
-    Break("stack_num float", "stack_num", BadType, arg("stack_num", lambda s, c: float(s)), SHRINK),
     Break(
         "base_output wrong shape",
         "base_output",
         Bad,
         arg("base_output", lambda b, c: c.case.base_buffer[GUARD_ROWS : GUARD_ROWS + b.shape[0], : b.shape[1] + 1]),
-        EXPANDS,
+        in_place_only=True,
     ),
-    Break("base_output dtype differs from x", "base_output", BadType, arg("base_output", other_float), EXPANDS),
-    Break("base_output inner stride not 1", "base_output", Bad, arg("base_output", strided), EXPANDS),
-    Break("output_dim mismatch", "output_dim", Bad, arg("output_dim", lambda d, c: d + 1), GATE_UP),
-    Break("output_offset wrong length", "output_offset", Bad, arg("output_offset", lambda o, c: o[:3]), QKV),
-    Break("output_offset float", "output_offset", BadType, arg("output_offset", lambda o, c: o.float()), QKV),
-    Break("max_qkv_out_dim not an int", "max_qkv_out_dim", BadType, arg("max_qkv_out_dim", lambda m, c: float(m)), QKV),
+    Break("base_output dtype differs from x", "base_output", BadType, arg("base_output", other_float),
+          in_place_only=True),
+    Break("base_output inner stride not 1", "base_output", Bad, arg("base_output", strided),
+          in_place_only=True),
     Break("index tensor float", "batch_info.seg_lens", BadType, field("seg_lens", lambda t, c: t.float())),
     Break("index tensor non-contiguous", "batch_info.weight_indices", Bad, field("weight_indices", strided)),
     Break("batch-info tensor on another device", "batch_info.lora_ranks", Bad, field("lora_ranks", to_meta)),
@@ -208,38 +206,6 @@ BREAKS = [
         values=True,
     ),
     Break(
-        "output_offset not increasing",
-        "output_offset",
-        Bad,
-        arg("output_offset", edit(1, lambda o, c: o[2] + 1)),
-        QKV,
-        values=True,
-    ),
-    Break(
-        "output_offset wrong end",
-        "output_offset",
-        Bad,
-        arg("output_offset", edit(3, lambda o, c: o[3] + 1)),
-        QKV,
-        values=True,
-    ),
-    Break(
-        "output_offset not from 0",
-        "output_offset",
-        Bad,
-        arg("output_offset", edit(0, lambda o, c: 1)),
-        QKV,
-        values=True,
-    ),
-    Break(
-        "max_qkv_out_dim too small",
-        "max_qkv_out_dim",
-        Bad,
-        arg("max_qkv_out_dim", lambda m, c: m - 1),
-        QKV,
-        values=True,
-    ),
-    Break(
         "permutation row past x",
         "batch_info.permutation",
         Bad,
@@ -292,89 +258,6 @@ BREAKS = [
 ]
 
 
-def breakable_batches(op):
-    """Batches of two or more sequences and rows, so that every break has something to break."""
-    return batches(op.dims).filter(lambda b: len(b.seqs) >= 2 and b.num_tokens >= 2)
-
-
-BREAKABLE = {op.name: breakable_batches(op) for op in OPS}  # built once: hypothesis validates each new strategy
-
-
-@st.composite
-def bad_calls(draw, op, breaks, device):
-    """A valid call of ``op`` with exactly one thing broken by one of ``breaks``."""
-    brk = draw(st.sampled_from([b for b in breaks if op.entry in b.ops]), label="break")
-    call = Call(materialize(draw(BREAKABLE[op.name], label="batch"), op, device), brk.layout)
-    brk.apply(call)
-    return brk, call
-
-
-def raw(t):
-    """A copy of the bytes of ``t``, to compare bit for bit."""
-    return t.detach().contiguous().view(-1).view(torch.uint8).cpu().clone()
-
-
-@pytest.mark.parametrize(
-    "brk, op", [pytest.param(b, op, id=f"{b.name}-{op.name}") for b in BREAKS for op in OPS if op.entry in b.ops]
-)
-@settings(max_examples=min(settings.default.max_examples, 5))  # a break is structural: a few batches suffice
-@given(data=st.data())
-def test_bad_input_raises_and_changes_nothing(brk, op, device, data):
-    """The right error, naming the argument; every tensor bit for bit as before; validate() agrees."""
-    _, call = data.draw(bad_calls(op, [brk], device))
-    before = [(t, raw(t)) for t in call.tensors()]
-    name = call.weights if brk.arg == "W" else brk.arg
-    with impl.debug(brk.values), pytest.raises(Bad) as raised:
-        call.fn(**call.args)
-    assert type(raised.value) is brk.error, f"{type(raised.value).__name__}: {raised.value}"
-    assert str(raised.value).startswith(f"{name}: expected "), str(raised.value)
-    assert all(torch.equal(raw(t), bits) for t, bits in before), "a tensor changed though the call was refused"
-    with impl.debug(False), pytest.raises(brk.error, match=f"^{re.escape(name)}: expected "):
-        impl.validate.validate(op.entry, **call.args)
-
-
-def test_every_kind_is_named_once():
-    assert len({b.name for b in BREAKS}) == len(BREAKS) >= 15
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-@given(data=st.data())
-def test_valid_input_passes(op, layout, device, data):
-    """validate() accepts every valid call: any dtype, empty batches, rank-0 slots; sorted, stale permutation
-    entries past the live rows, as a CUDA graph's buffers hold them."""
-    batch = data.draw(batches(op.dims))
-    dtype = data.draw(st.sampled_from(["bfloat16", "float16", "float32"]))
-    case = materialize(dataclasses.replace(batch, values=dataclasses.replace(batch.values, dtype=dtype)), op, device)
-    call = Call(case, layout)
-    if layout == "sorted":
-        field("permutation", lambda p, c: torch.cat([p, p.new_tensor([-1, 1 << 20])]))(call)
-    impl.validate.validate(op.entry, **call.args)
-
-
-@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-@given(data=st.data())
-def test_metadata_checks_read_no_values(op, device, data):
-    """With the debug switch off, a call's checks pass on meta tensors, which hold no values: no host sync."""
-    call = Call(materialize(data.draw(batches(op.dims)), op, device), "sorted")  # routed on the device
-    meta = lambda v: v.to("meta") if isinstance(v, torch.Tensor) else v
-    args = {k: meta(v) for k, v in call.args.items()}
-    bi = call.args["batch_info"]
-    args["batch_info"] = dataclasses.replace(bi, **{k: meta(v) for k, v in vars(bi).items()})
-    x, w, bi = (args.pop(k) for k in list(args)[:3])
-    impl.validate.check(op.entry, x, w, bi, **args, values=False)
-
-
-def test_debug_switch():
-    """debug(on) sets the switch; as a context manager it restores it; LORA_VALIDATE=1 sets it at import."""
-    before = impl.validate.enabled()
-    with impl.debug(not before):
-        assert impl.validate.enabled() is not before
-    assert impl.validate.enabled() is before
-    impl.debug(True)
-    assert impl.validate.enabled()
-    impl.debug(before)
-    env = {**os.environ, "LORA_VALIDATE": "1"}
-    code = "import impl; print(impl.validate.enabled())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parents[1], capture_output=True)
-    assert out.stdout.decode().strip() == "True", out.stderr.decode()
+def breaks_of(op) -> list:
+    """Every bad-input case of ``op``: those of every operation (base_output's if it takes one), then its own."""
+    return [b for b in BREAKS if op.in_place or not b.in_place_only] + list(op.breaks)
