@@ -9,8 +9,10 @@ run replays; ``lora-verify replay CASE`` triages one.
 """
 
 import json
+import os
 import platform
 import re
+import shlex
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +23,7 @@ import triton
 from lora_verify.strategies import Batch, Dims, Seq, Slot, Values
 
 REPLAY = "python -m lora_verify replay"  # also `lora-verify replay` where the package is installed
+IMPL_ENV = ("LORA_SGLANG",)  # variables that choose what an implementation under test loads: part of a replay
 
 
 def batch_from_dict(d: dict) -> Batch:
@@ -72,5 +75,6 @@ def saved_on_failure(directory, op, layout, prop, batch, params, impl_name, devi
         yield
     except Exception as exc:
         path = save(directory, case_record(op, layout, prop, batch, params, impl_name, device, repr(exc)))
-        exc.add_note(f"saved case: {path}\nreplay it:  {REPLAY} {path} --impl {impl_name}")
+        env = "".join(f"{k}={shlex.quote(os.environ[k])} " for k in IMPL_ENV if os.environ.get(k))
+        exc.add_note(f"saved case: {path}\nreplay it:  {env}{REPLAY} {path} --impl {impl_name}")
         raise

@@ -59,11 +59,19 @@ def pytest_addoption(parser):
         help="module under test: exposes SPEC.md's four entry points, its claims in PROFILE "
         "(default: impl; lora_verify.adapters.sglang for sglang's kernels)",
     )
+    group.addoption(
+        "--sglang",
+        default=None,
+        help="the sglang release lora_verify.adapters.sglang loads: a directory, a .whl or a version to fetch "
+        "(sets LORA_SGLANG; default: that variable, else the installed sglang)",
+    )
     group.addoption("--case-dir", default=os.environ.get("LORA_CASE_DIR", "failures"), help="where failing cases go")
     group.addoption("--verdicts-json", default=None, help="also write the verdict table to this JSON file")
 
 
 def pytest_configure(config):
+    if config.getoption("sglang", None):
+        os.environ["LORA_SGLANG"] = config.getoption("sglang")
     if config.getini("lora_verify_activate"):
         activate(config)
     config._lora_tally = Tally()

@@ -49,7 +49,7 @@ def outputs(module, case, layout):
 
 def test_entry_points(sglang):
     assert all(callable(getattr(sglang, op.entry)) for op in OPS)
-    assert all((sglang.KERNEL_DIR / f).is_file() for f in sglang.KERNEL_FILES)
+    assert all(kernel.__code__.co_filename.startswith(str(sglang.KERNEL_DIR)) for kernel in sglang.KERNELS.values())
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -57,6 +57,10 @@ def test_entry_points(sglang):
 def test_matches_impl(op, layout, sglang, device):
     """Both within their own rounding bound of the exact value, so within the sum of the two of each other."""
     case = fixed_case(op, device)
+    if layout not in sglang.PROFILE.layouts:  # a release whose kernels ignore permutation refuses a sorted batch
+        with pytest.raises(ValueError, match="^permutation: "):
+            outputs(sglang, case, layout)
+        return
     theirs, ref, defined, mag, base = outputs(sglang, case, layout)
     ours = outputs(impl, case, layout)[0]
     bound = case_bound(case, ref, mag, base, "once")
@@ -90,4 +94,4 @@ def test_row_strided_x(op, sglang, device):
 def test_missing_sglang_is_a_clear_import_error(sglang, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="sglang is not installed"):
-        sglang._dense_dir()
+        sglang.sglang_release.load("")
