@@ -1,8 +1,9 @@
 """``lora-verify``: the suite's command line (also ``python -m lora_verify``).
 
-    lora-verify run [--impl MODULE] [-n N] [--profile ci] [--all] [-- PYTEST ARGS]   the verification run
+    lora-verify run [--impl MODULE] [--sglang REL] [-n N] [--profile ci] [--all] [-- PYTEST ARGS]   the verification run
     lora-verify fuzz --minutes 60 [-n 4] [--impl MODULE]                             a time-boxed fuzzing run
     lora-verify replay CASE.json [--impl MODULE]                                     triage one saved case
+    lora-verify matrix --sglang-release 0.4.8 ... [--impl MODULE[:LABEL]] [--out DIR]       a release matrix
     lora-verify mutants [--quick] [-j 2] [--only NAME ...]                           planted bugs (repo root)
     lora-verify bench [--out DIR] [--quick]                                          the kernel benchmark (GPU)
 
@@ -23,6 +24,7 @@ SUBCOMMANDS = {  # name -> (module with main(argv), one-line help, whether it lo
     "run": (None, "the verification run: the properties, then the verdict table", False),
     "fuzz": ("lora_verify.fuzz", "a time-boxed fuzzing run: fresh batches until the time is up", False),
     "replay": ("lora_verify.replay", "replay and triage one saved case (every property, a minimised batch)", True),
+    "matrix": ("lora_verify.matrix", "the verification run over many implementations (sglang releases)", False),
     "mutants": ("lora_verify.mutate", "planted bugs: does the suite catch each one (from the repo root)", False),
     "bench": ("lora_verify.bench.cli", "the kernel benchmark: ours against the peers, on a GPU", True),
 }
@@ -37,6 +39,8 @@ def run(argv) -> int:
         "(operation x layout x property: examples, failures, worst error / bound, verdict).",
     )
     parser.add_argument("--impl", default=os.environ.get("LORA_IMPL", "impl"), help="module under test")
+    parser.add_argument("--sglang", default=None, help="with --impl lora_verify.adapters.sglang: the release to load "
+                        "(a directory, a .whl or a version; default: LORA_SGLANG, else the installed sglang)")
     parser.add_argument("-n", "--workers", default="0", help="pytest-xdist workers (default: none)")
     parser.add_argument("--profile", default=None, help="hypothesis profile: dev (default), ci, gpu")
     parser.add_argument("--all", action="store_true", help="the whole suite: also bad input and large offsets")
@@ -46,6 +50,8 @@ def run(argv) -> int:
     args = parser.parse_args(argv)
     modules = [SUITE] if args.all else [f"{SUITE}.{m}" for m in MAIN_JOB]
     pytest_args = ["-p", "lora_verify.plugin", "-q", "--impl", args.impl, "--case-dir", args.case_dir]
+    if args.sglang:
+        pytest_args += ["--sglang", args.sglang]
     if args.workers != "0":
         pytest_args += ["-n", args.workers]
     if args.profile:
