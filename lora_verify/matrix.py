@@ -8,7 +8,7 @@ its verdict table, log and failing cases go to ``OUT/<row>/``. The matrix, row x
 layout, is then printed and written as ``OUT/matrix.md``, ``OUT/matrix.json`` and, where matplotlib is
 installed, ``OUT/matrix.png`` (a heat map). A row whose implementation cannot be loaded or run says so,
 with the reason, instead of leaving a gap. ``--render OUT/matrix.json`` remakes the markdown and picture
-from the JSON (e.g. one a GPU machine without matplotlib wrote).
+from the JSON (e.g. one a GPU machine without matplotlib wrote); ``--resume`` keeps the rows ``OUT`` holds.
 """
 
 import argparse
@@ -110,7 +110,12 @@ def run_row(row: Row, out: Path, args) -> Row:
         row.cells = {f"{r['operation']}|{r['layout']}|{r['property']}": r for r in data["rows"] if relevant(r)}
     row.cases = tuple(sorted(str(p) for p in cases.glob("*.json")))
     row.status = "ran" if row.cells else f"cannot run: {why_not(text, row)}"
+    (folder / "row.json").write_text(json.dumps(asdict(row), indent=1) + "\n")
     return row
+
+
+def row_of(data: dict) -> Row:
+    return Row(**{**data, "header": tuple(data["header"]), "cases": tuple(data["cases"])})
 
 
 def relevant(verdict_row) -> bool:
@@ -258,12 +263,13 @@ def main(argv=None) -> int:
     parser.add_argument("-j", "--jobs", default=1, type=int, help="rows run at once (default 1)")
     parser.add_argument("--timeout", default=0, type=float, help="seconds a row may take (default: no limit)")
     parser.add_argument("--title", default="Property verdicts per implementation")
+    parser.add_argument("--resume", action="store_true", help="keep the rows OUT already holds (OUT/<row>/row.json)")
     parser.add_argument("--render", metavar="MATRIX_JSON", help="only remake matrix.md/png from this JSON")
     parser.add_argument("pytest_args", nargs="*", help="passed to every row's pytest (after --)")
     args = parser.parse_args(argv)
     if args.render:
         data = json.loads(Path(args.render).read_text())
-        rows = [Row(**{**r, "header": tuple(r["header"]), "cases": tuple(r["cases"])}) for r in data["rows"]]
+        rows = [row_of(r) for r in data["rows"]]
         for line in write(data["meta"], rows, Path(args.render).parent):
             print(line)
         return 0
@@ -277,6 +283,11 @@ def main(argv=None) -> int:
             "profile": args.profile}
 
     def one(row):
+        done = out / row.slug / "row.json"
+        if args.resume and done.is_file():
+            row = row_of(json.loads(done.read_text()))
+            print(f"{row.label}: kept from {done}", flush=True)
+            return row
         row = run_row(row, out, args)
         print(f"{row.label}: {row.status} ({row.seconds:.0f} s, {len(row.cases)} failing cases)", flush=True)
         return row
