@@ -160,13 +160,14 @@ def columns(rows) -> list:
 
 
 def cell_text(cell) -> str:
-    """A verdict as a table cell: failures out of examples when it failed, the worst err/bound when measured."""
+    """A verdict as a table cell: failures out of examples when it failed (shrinking adds examples), the worst
+    err/bound of a passing closeness check."""
     if not cell:
         return ""
     text = SHORT[cell["verdict"]]
     if cell["verdict"] == "FAIL":
         text += f" {cell['failures']}/{cell['examples']}"
-    if cell["verdict"] in ("PASS", "FAIL") and cell["property"] == "close to reference" and cell["worst"] is not None:
+    if cell["verdict"] == "PASS" and cell["property"] == "close to reference" and cell["worst"] is not None:
         text += f" ({format_ratio(cell['worst'])})"
     return text
 
@@ -190,7 +191,7 @@ def markdown(meta, rows) -> str:
     lines = [f"# {meta['title']}", "", f"Made by `{meta['command']}` ({meta['when']}; {meta['machine']}).", "",
              "Cells: `pass`; `FAIL f/n` (f of n examples failed); `n/c` (not claimed: the reason is in the row's "
              "claims below); `none` (no example ran); `—` (the row did not run). `(0.97)`: the worst |error| / bound "
-             "of a closeness check.", "",
+             "of a passing closeness check.", "",
              "## Release × operation", "", "| row | outcome | " + " | ".join(ops) + " |",
              "|---|---|" + "---|" * len(ops)]
     lines += [f"| {r.label} | {r.status} | " + " | ".join(summary(r, op) for op in ops) + " |" for r in rows]
