@@ -54,6 +54,22 @@ def test_release_loads_with_its_profile(release):
     assert release.version in profile.summary()[0] and str(release.kernel_dir) in profile.summary()[0]
 
 
+def test_every_kind_of_source(release, tmp_path):
+    """The release's directory, the directory above it, a source checkout (python/sglang/) and its wheel (where the
+    cache holds one) all lead to the same files and version."""
+    checkout = tmp_path / "checkout" / "python"
+    checkout.mkdir(parents=True)
+    (checkout / "sglang").symlink_to(release.package_dir, target_is_directory=True)
+    specs = [str(release.package_dir), str(release.package_dir.parent), str(tmp_path / "checkout")]
+    specs += [str(w) for w in (sglang_release.cache_dir() / "wheels").glob(f"sglang-{release.version}-*.whl")]
+    for spec in specs:
+        package_dir, _ = sglang_release.locate(spec)
+        assert sglang_release.read_version(package_dir) == release.version, spec
+        assert sglang_release.kernel_package(package_dir) == release.kernel_package, spec
+        utils = sglang_release.UTILS
+        assert (package_dir / utils).read_bytes() == (release.package_dir / utils).read_bytes(), spec
+
+
 def as_sglang(cls, batch_info):
     """``batch_info``'s SPEC.md fields, as many as ``cls`` has, in an object of sglang's class (by keyword)."""
     names = {f.name for f in dataclasses.fields(cls)} & set(sglang_release.SPEC_FIELDS)
