@@ -4,7 +4,8 @@ Modules: ``ops`` (the operation table), ``strategies`` (hypothesis batches), ``i
 tensors), ``layouts`` (calling an implementation in a layout), ``bounds`` (the error bound), ``profiles``
 (what an implementation claims), ``properties`` (what must hold), ``errors`` (bad-input cases), ``report``
 (the verdict table), ``plugin`` (pytest), ``cases``/``replay``/``fuzz`` (saved cases and fuzzing),
-``mutants``/``mutate`` (planted bugs), ``cli`` (``lora-verify``); ``suite/`` holds the tests themselves.
+``mutants``/``mutate`` (planted bugs), ``matrix`` (the suite over many implementations: sglang's
+releases), ``cli`` (``lora-verify``); ``suite/`` holds the tests themselves.
 """
 
 __version__ = "0.2.0"
