@@ -4,7 +4,7 @@
     lora-verify fuzz --minutes 60 [-n 4] [--impl MODULE]                             a time-boxed fuzzing run
     lora-verify replay CASE.json [--impl MODULE]                                     triage one saved case
     lora-verify mutants [--quick] [-j 2] [--only NAME ...]                           planted bugs (repo root)
-    lora-verify bench [--out DIR] [--quick]                                          the kernel benchmark (GPU)
+    lora-verify bench [--grid small|full] [--quick] [--out DIR]                      the kernel benchmark (GPU)
 
 Each subcommand has its own ``--help``. The backend (Triton's interpreter without CUDA) is chosen here,
 before a subcommand's module, which may load kernels, is imported.
