@@ -20,9 +20,10 @@ class Prepared(types.SimpleNamespace):
 
 def _planted():
     """A module with SPEC.md's entry points that calls ours and scales the output: the check must catch it.
-    Its ``prepare`` (a copy of the batch info) is what its entry points get."""
+    Its ``prepare`` (a copy of the batch info) is what its entry points get; it claims the sorted layout only."""
     module = types.ModuleType("bench_planted_peer")
     module.prepare = lambda batch_info, num_rows: Prepared(**vars(batch_info))
+    module.PROFILE = {"name": "planted", "layouts": ("sorted",), "why": {"unsorted": "planted on sorted only"}}
 
     def wrap(entry):
         def call(x, w, batch_info, *args, **kwargs):
@@ -36,24 +37,28 @@ def _planted():
     return module
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
+def test_dry_run_tiny(tmp_path):
+    """One dry run (under xdist a module fixture could run it on each worker): its rows, then its files."""
     sys.modules["bench_planted_peer"] = _planted()
     try:
-        args = ["--dry-run", "--tiny", "--quick", "--peer", "planted=bench_planted_peer", "--out", str(out)]
+        args = ["--dry-run", "--tiny", "--quick", "--peer", "planted=bench_planted_peer", "--out", str(tmp_path)]
         assert cli.main(args) == 0
     finally:
         del sys.modules["bench_planted_peer"]
-    (json_path,) = out.glob("*.json")
-    rows, meta = load(json_path)
-    return out, json_path, rows
+    (json_path,) = tmp_path.glob("*.json")
+    rows, _ = load(json_path)
+    check_rows(rows)
+    check_every_row_present(rows)
+    check_from_json(json_path, rows)
+    check_timed_tables(json_path, tmp_path / "timed")
 
 
-def test_every_row_ok_or_skipped_with_reason(run):
-    _, _, rows = run
-    planted = [r for r in rows if r.impl.startswith("planted") and r.op != "routing"]
+def check_rows(rows):
+    """Every row ok or skipped with its reason; the planted peer's rows outside their bound; ours within."""
+    planted = [r for r in rows if r.impl == "planted sorted" and r.op != "routing"]
     assert planted and all(r.status == "wrong" and r.err_bound > 1 for r in planted)
+    unclaimed = [r for r in rows if r.impl == "planted unsorted"]
+    assert unclaimed and all(r.status == "skipped" and r.note.startswith("not claimed: unsorted") for r in unclaimed)
     others = [r for r in rows if not r.impl.startswith("planted")]
     bad = [(r.op, r.impl, r.label, r.status, r.note) for r in others if r.status not in ("ok", "skipped")]
     assert not bad
@@ -62,8 +67,7 @@ def test_every_row_ok_or_skipped_with_reason(run):
     assert checked and all(r.err_bound is not None and r.err_bound <= 1 and r.checked_rows for r in checked)
 
 
-def test_every_operation_shape_and_implementation_has_its_row(run):
-    _, _, rows = run
+def check_every_row_present(rows):
     names = [c.name for c in peers.contenders(peers=None)] + ["planted sorted", "planted unsorted"]
     shapes = grid.shapes(grid.GRIDS["small"], quick=True, tiny=True)
     have = {(r.op, r.label, r.impl) for r in rows}
@@ -75,11 +79,10 @@ def test_every_operation_shape_and_implementation_has_its_row(run):
     for name in ("ours sorted", "ours unsorted", "empty kernel", "torch gather+bmm"):
         assert all(r.status == "ok" for r in rows if r.impl == name)
     routed = {(r.impl, r.label) for r in rows if r.op == "routing" and r.status == "ok"}
-    assert routed == {(name, s.batch) for s in shapes for name in ("ours sorted", "planted sorted", "planted unsorted")}
+    assert routed == {(name, s.batch) for s in shapes for name in ("ours sorted", "planted sorted")}
 
 
-def test_from_json_rerenders(run):
-    out, json_path, rows = run
+def check_from_json(json_path, rows):
     md = json_path.with_suffix(".md")
     md.unlink()
     assert cli.main(["--from-json", str(json_path)]) == 0
@@ -101,9 +104,8 @@ def test_grids():
     assert grid.select_ops("qkv,down") == ["qkv_shrink", "down_shrink", "qkv_expand"]
 
 
-def test_tables_and_plot_of_a_timed_run(run, tmp_path):
+def check_timed_tables(json_path, out):
     """Times put on the dry run's rows: the ratios, the goals and the files follow from them."""
-    _, json_path, rows = run
     rows, meta = load(json_path)
     fake = {"empty kernel": 1.0, "ours sorted": 2.0, "ours unsorted": 3.0, "torch gather+bmm": 4.0}
     fake["cuBLAS dense"] = 1.5
@@ -121,6 +123,6 @@ def test_tables_and_plot_of_a_timed_run(run, tmp_path):
         assert "| 0 | 0.75 " in text and f"| {one_adapter}: " in text
     assert "ours routing, decode: worst 12.0 us" in text and "2 of 2 batches over it" in text
     meta["elapsed_s"] = 0.0
-    notes = cli.write_outputs(tmp_path, "results", rows, meta)
-    assert "## Goals (issue 22)" in (tmp_path / "results.md").read_text()
-    assert (tmp_path / "results.png").exists() or any(n.startswith("plot skipped") for n in notes)
+    notes = cli.write_outputs(out, "results", rows, meta)
+    assert "## Goals (issue 22)" in (out / "results.md").read_text()
+    assert (out / "results.png").exists() or any(n.startswith("plot skipped") for n in notes)
