@@ -1,0 +1,194 @@
+"""The three expand operations, one kernel: ``out[t, slice j] += s[a] * x[t, j*r:(j+1)*r] @ W[a, slice j, :r].T``.
+
+Plain expand is one slice of width N; gate/up is two slices of ``output_dim``;
+qkv reads its slice boundaries from ``output_offset`` (SPEC.md, operations 2-4).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from .segments import BLOCK_S, launch_common, program_rows, tile_grid
+from .validate import check, entry_point
+
+NUM_WARPS = 4
+W_BLOCK_ELEMENTS = 8192  # a weight block of BLOCK_K x BLOCK_N: 128 columns up to rank 64, fewer past it
+NUM_STAGES = 3  # loads of a program's next column tiles in flight while one is computed
+# column tiles per program double (up to 8) while at least this many programs remain (about 3 per SM of an
+# H100); measured (benchmarks/compare_expand_columns_h100.txt): 0.54-0.8 of one tile per program at rank 64
+MIN_PROGRAMS, MAX_COLUMN_TILES = 384, 8
+
+
+@triton.jit
+def _expand_kernel(
+    x,
+    w,
+    out,
+    output_offset,
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    lora_ranks,
+    permutation,
+    tiles,
+    num_segments,
+    scalings,
+    slice_width,
+    groups_per_slice,
+    group_size,
+    x_stride,
+    w_stride_l,
+    w_stride_n,
+    out_stride,
+    SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
+    SEGMENTS: tl.constexpr,
+    OFFSETS_IN_TENSOR: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """One row tile times ``group_size`` column tiles of slice ``j`` from ``n_first`` (fewer at the slice's end).
+
+    The whole rank is one block (``BLOCK_K >= R``): x is read once, then each column tile is one dot.
+    """
+    tile = tl.program_id(0)
+    # every load of the prologue is issued before the first exit, so that their latencies overlap
+    slot, rows, row_mask, rows_left = program_rows(
+        seg_lens, seg_indptr, weight_indices, permutation, tiles, num_segments, tile, BLOCK_S, SEGMENTS, SORTED, TABLE
+    )
+    j = tl.program_id(2) // groups_per_slice  # the slice
+    n_first = tl.program_id(2) % groups_per_slice * group_size
+    rank = tl.load(lora_ranks + slot)
+    if OFFSETS_IN_TENSOR:
+        n_start = tl.load(output_offset + j)
+        n_width = tl.load(output_offset + j + 1) - n_start
+    else:
+        n_start = j * slice_width
+        n_width = slice_width
+    if rank == 0 or rows_left <= 0:
+        return  # rank-0 rows keep base bit for bit
+    if n_first * BLOCK_N >= n_width:
+        return
+    offs_k = tl.arange(0, BLOCK_K)
+    k_mask = offs_k < rank
+    x_ptrs = x + rows[:, None] * x_stride + j * rank + offs_k[None, :]  # rank-packed slice
+    xs = tl.load(x_ptrs, mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+    scaling = tl.load(scalings + slot)
+    w_slot = w + slot.to(tl.int64) * w_stride_l
+    n_end = tl.minimum(n_first + group_size, tl.cdiv(n_width, BLOCK_N))
+    for n_tile in tl.range(n_first, n_end, num_stages=STAGES):
+        offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < n_width
+        w_ptrs = w_slot + (n_start + offs_n[None, :]).to(tl.int64) * w_stride_n + offs_k[:, None]
+        if EVEN_K:  # columns up to R are all in memory: load them whole (a run-time rank mask would split
+            # the load into single elements), then zero those past the rank
+            ws = tl.where(k_mask[:, None], tl.load(w_ptrs, mask=n_mask[None, :], other=0.0), 0.0)
+        else:
+            ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
+        acc = tl.dot(xs, ws)
+        out_ptrs = out + rows[:, None] * out_stride + n_start + offs_n[None, :]
+        out_mask = row_mask[:, None] & n_mask[None, :]
+        base = tl.load(out_ptrs, mask=out_mask, other=0.0)
+        result = base.to(tl.float32) + acc * scaling
+        tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=out_mask)
+
+
+def expand_blocks(R: int) -> tuple:
+    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone."""
+    block_k = max(16, triton.next_power_of_2(R))
+    return max(16, min(128, W_BLOCK_ELEMENTS // block_k)), block_k
+
+
+def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
+    """Column tiles each program serves, one after another (the loads of the next in flight meanwhile).
+
+    Depends on the grid's size only, never on a row's data: a row's arithmetic is the same whatever it is.
+    """
+    group = 1
+    while 2 * group <= min(MAX_COLUMN_TILES, n_tiles) and row_programs * n_tiles // (2 * group) >= MIN_PROGRAMS:
+        group *= 2
+    return group
+
+
+def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width, output_offset=None):
+    S = x.shape[0]
+    if base_output is None:
+        base_output = torch.zeros((S, n_out), dtype=x.dtype, device=x.device)
+    if S == 0 or batch_info.num_segments == 0:
+        return base_output
+    R = weights.shape[-1]
+    block_n, block_k = expand_blocks(R)
+    n_tiles_per_slice = triton.cdiv(slice_width, block_n)
+    common, layout = launch_common(batch_info)
+    tiles, segments = tile_grid(batch_info, S)
+    # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
+    group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n))
+    groups_per_slice = triton.cdiv(n_tiles_per_slice, group)
+    _expand_kernel[(*tiles, num_slices * groups_per_slice)](
+        x,
+        weights,
+        base_output,
+        output_offset if output_offset is not None else batch_info.seg_lens,
+        *common,
+        batch_info.scalings,
+        slice_width,
+        groups_per_slice,
+        group,
+        x.stride(0),
+        weights.stride(0),
+        weights.stride(1),
+        base_output.stride(0),
+        **layout,
+        SEGMENTS=segments,
+        OFFSETS_IN_TENSOR=output_offset is not None,
+        BLOCK_S=BLOCK_S,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
+        EVEN_K=R == block_k,
+        STAGES=NUM_STAGES if group > 1 else 1,
+        num_warps=NUM_WARPS,
+    )
+    return base_output
+
+
+@entry_point(slices=1)
+def sgemm_lora_b_fwd(x, weights, batch_info, base_output=None):
+    """x (S, R), weights (L, N, R); base_output (S, N) updated in place and returned."""
+    check(x, weights, batch_info, slices=1, base_output=base_output)
+    N = weights.shape[1]
+    return _expand(x, weights, batch_info, base_output, N, 1, N)
+
+
+@entry_point(slices=3)
+def qkv_lora_b_fwd(x, qkv_lora_b, batch_info, output_offset, max_qkv_out_dim, base_output=None):
+    """x (S, 3R), qkv_lora_b (L, output_offset[-1], R); slice j is columns output_offset[j:j+2]."""
+    check(
+        x,
+        qkv_lora_b,
+        batch_info,
+        weights_name="qkv_lora_b",
+        slices=3,
+        base_output=base_output,
+        output_offset=output_offset,
+        max_qkv_out_dim=max_qkv_out_dim,
+    )
+    n_out = qkv_lora_b.shape[1]
+    return _expand(x, qkv_lora_b, batch_info, base_output, n_out, 3, max_qkv_out_dim, output_offset)
+
+
+@entry_point(slices=2)
+def gate_up_lora_b_fwd(x, gate_up_lora_b, batch_info, output_dim, base_output=None):
+    """x (S, 2R), gate_up_lora_b (L, 2*output_dim, R); two slices of width output_dim."""
+    check(
+        x,
+        gate_up_lora_b,
+        batch_info,
+        weights_name="gate_up_lora_b",
+        slices=2,
+        base_output=base_output,
+        output_dim=output_dim,
+    )
+    return _expand(x, gate_up_lora_b, batch_info, base_output, 2 * output_dim, 2, output_dim)

@@ -1,0 +1,268 @@
+"""shrink: ``y[t, :stack_num*r] = x[t] @ W[a, :stack_num*r, :].T`` (SPEC.md, operation 1).
+
+Split-K in two kernels: each program sums one chunk of K for one row tile (several tiles of a tile table
+on large batches: ``tiles_per_program``) into a float32 partial, then
+``_sum_splits_kernel`` adds the partials in split order and rounds once. The chunk depends on K alone,
+so every row's sum is the same whatever the batch (batch-invariant and deterministic, no atomics), and
+a long K runs on many programs at once instead of one program's serial loop.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from .segments import BLOCK_S, launch_common, program_rows, table_block, tile_grid, tiles_of
+from .validate import check, entry_point
+
+BLOCK_K_LONG = 128  # BLOCK_K when K > 256
+K_BLOCKS_PER_SPLIT = 4  # a split is this many BLOCK_K steps of K
+SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
+# table tiles per program (each weight chunk read once for all of them) on large batches of few rows per slot;
+# measured (benchmarks/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
+# slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
+GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
+
+
+@triton.jit
+def _shrink_rows(
+    x,
+    w,
+    partials,
+    rows,
+    row_mask,
+    slot,
+    n_valid,
+    n_tile,
+    split,
+    K,
+    k_split,
+    x_stride,
+    w_stride_l,
+    w_stride_n,
+    p_stride_split,
+    p_stride_row,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """Split ``split``'s partial of column tile ``n_tile`` for the ``BLOCK_M`` rows (masked) of one slot."""
+    offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < n_valid
+    k_start = split * k_split
+    offs_k = tl.arange(0, BLOCK_K)
+    x_ptrs = x + rows[:, None] * x_stride + k_start + offs_k[None, :]
+    w_ptrs = w + slot.to(tl.int64) * w_stride_l + offs_n[None, :].to(tl.int64) * w_stride_n + k_start + offs_k[:, None]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(k_start, tl.minimum(k_start + k_split, K), BLOCK_K):
+        k_mask = offs_k < K - k
+        xs = tl.load(x_ptrs, mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+        ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
+        acc += tl.dot(xs, ws)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    p_ptrs = partials + split * p_stride_split + rows[:, None] * p_stride_row + offs_n[None, :]
+    tl.store(p_ptrs, acc, mask=row_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def _shrink_kernel(
+    x,
+    w,
+    partials,
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    lora_ranks,
+    permutation,
+    tiles,
+    num_segments,
+    K,
+    k_split,
+    n_tiles,
+    num_tiles,
+    stack_num,
+    x_stride,
+    w_stride_l,
+    w_stride_n,
+    p_stride_split,
+    p_stride_row,
+    SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
+    SEGMENTS: tl.constexpr,
+    GROUP: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    if TABLE:  # tile-major on axis 0 (see the launch)
+        per_tile = n_tiles * tl.cdiv(K, k_split)
+        tile, work = tl.program_id(0) // per_tile, tl.program_id(0) % per_tile
+    else:
+        tile, work = tl.program_id(0), tl.program_id(2)
+    n_tile = work % n_tiles
+    split = work // n_tiles
+    if GROUP > 1:  # table tiles tile*GROUP onwards: one pass per slot among them, each weight chunk read once
+        first = tile * GROUP
+        rows, row_mask, slots = table_block(tiles, permutation, num_tiles, first, BLOCK_S, GROUP)
+        previous = -1
+        for g in tl.static_range(GROUP):
+            in_table = first + g < num_tiles
+            live = tl.load(tiles + (first + g) * 3 + 1, mask=in_table, other=0)
+            slot = tl.load(tiles + (first + g) * 3 + 2, mask=in_table, other=-1)
+            n_valid = stack_num * tl.load(lora_ranks + slot, mask=live > 0, other=0)
+            if (live > 0) & (slot != previous) & (n_tile * BLOCK_N < n_valid):  # a slot's tiles are adjacent
+                _shrink_rows(
+                    x,
+                    w,
+                    partials,
+                    rows,
+                    row_mask & (slots == slot),
+                    slot,
+                    n_valid,
+                    n_tile,
+                    split,
+                    K,
+                    k_split,
+                    x_stride,
+                    w_stride_l,
+                    w_stride_n,
+                    p_stride_split,
+                    p_stride_row,
+                    GROUP * BLOCK_S,
+                    BLOCK_N,
+                    BLOCK_K,
+                )
+            previous = slot
+    else:
+        # every load of the prologue is issued before the exit, so that their latencies overlap
+        slot, rows, row_mask, rows_left = program_rows(
+            seg_lens,
+            seg_indptr,
+            weight_indices,
+            permutation,
+            tiles,
+            num_segments,
+            tile,
+            BLOCK_S,
+            SEGMENTS,
+            SORTED,
+            TABLE,
+        )
+        n_valid = stack_num * tl.load(lora_ranks + slot)  # slices are rank-packed
+        if rows_left <= 0 or n_tile * BLOCK_N >= n_valid:
+            return  # also the rank-0 exit: nothing of such a row is in the contract
+        _shrink_rows(
+            x,
+            w,
+            partials,
+            rows,
+            row_mask,
+            slot,
+            n_valid,
+            n_tile,
+            split,
+            K,
+            k_split,
+            x_stride,
+            w_stride_l,
+            w_stride_n,
+            p_stride_split,
+            p_stride_row,
+            BLOCK_S,
+            BLOCK_N,
+            BLOCK_K,
+        )
+
+
+@triton.jit
+def _sum_splits_kernel(
+    partials, y, seg_indptr, num_segments, N, splits, p_stride_split, SPLITS: tl.constexpr, BLOCK: tl.constexpr
+):
+    """``y = sum(partials[0..splits))`` elementwise over the live rows, rounded once (y, each split contiguous).
+
+    The live rows are ``[0, seg_indptr[num_segments])`` in both layouts: rows past them are never written.
+    All splits are loaded at once (a serial loop would wait for each load in turn); ``tl.sum``'s order
+    depends on ``SPLITS`` alone, so the sum is the same for every row and every batch.
+    """
+    numel = tl.load(seg_indptr + num_segments).to(tl.int64) * N
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    split = tl.arange(0, SPLITS)
+    mask = (split[:, None] < splits) & (offs[None, :] < numel)
+    parts = tl.load(partials + split[:, None].to(tl.int64) * p_stride_split + offs[None, :], mask=mask, other=0.0)
+    tl.store(y + offs, tl.sum(parts, 0).to(y.dtype.element_ty), mask=offs < numel)
+
+
+def shrink_blocks(K: int, N: int) -> tuple:
+    """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch."""
+    block_n = max(16, min(64, triton.next_power_of_2(N)))
+    if K <= 256:  # small K (the interpreter's test sizes): 64-wide splits, so that several get tested
+        return block_n, 32, 64
+    return block_n, BLOCK_K_LONG, BLOCK_K_LONG * K_BLOCKS_PER_SPLIT
+
+
+def tiles_per_program(batch_info, num_rows: int) -> int:
+    """``GROUP`` when the batch has a tile table, at least ``GROUP_MIN_ROWS`` rows and ``GROUP_MIN_SLOT_ROWS``
+    per segment on average (host-side numbers: no sync), else 1."""
+    segments = max(batch_info.num_segments, 1)
+    large = num_rows >= GROUP_MIN_ROWS and num_rows >= GROUP_MIN_SLOT_ROWS * segments
+    return GROUP if tiles_of(batch_info) is not None and large else 1
+
+
+@entry_point()
+def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_num: int = 1) -> torch.Tensor:
+    """x (S, K), weights (L, stack_num*R, K) -> y (S, stack_num*R); cells past stack_num*r are undefined."""
+    check(x, weights, batch_info, stack_num=stack_num)
+    S, K = x.shape
+    N = weights.shape[1]
+    y = torch.empty((S, N), dtype=x.dtype, device=x.device)
+    if S == 0 or batch_info.num_segments == 0:
+        return y
+    block_n, block_k, k_split = shrink_blocks(K, N)
+    splits, n_tiles = triton.cdiv(K, k_split), triton.cdiv(N, block_n)
+    partials = torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
+    common, layout = launch_common(batch_info)
+    (tiles, segments_axis), segments = tile_grid(batch_info, S)
+    group = tiles_per_program(batch_info, S)
+    # with a tile table, tile-major on one axis: its idle tiles (at its end) run last; measured faster at
+    # 64 tokens over 64 adapters than the table's tiles side by side (benchmarks/README.md)
+    grid = (
+        (triton.cdiv(tiles, group) * n_tiles * splits, 1, 1)
+        if tiles_of(batch_info) is not None
+        else (tiles, segments_axis, n_tiles * splits)
+    )
+    _shrink_kernel[grid](
+        x,
+        weights,
+        partials,
+        *common,
+        K,
+        k_split,
+        n_tiles,
+        tiles,
+        stack_num,
+        x.stride(0),
+        weights.stride(0),
+        weights.stride(1),
+        partials.stride(0),
+        partials.stride(1),
+        **layout,
+        SEGMENTS=segments,
+        GROUP=group,
+        BLOCK_S=BLOCK_S,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
+    )
+    splits_p2 = triton.next_power_of_2(splits)
+    block = max(SUM_ELEMENTS // splits_p2, 16)
+    _sum_splits_kernel[(triton.cdiv(S * N, block),)](
+        partials,
+        y,
+        batch_info.seg_indptr,
+        batch_info.num_segments,
+        N,
+        splits,
+        partials.stride(0),
+        SPLITS=splits_p2,
+        BLOCK=block,
+    )
+    return y

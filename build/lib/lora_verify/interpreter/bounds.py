@@ -1,0 +1,160 @@
+"""A bounds- and race-checking mode for Triton's interpreter (memcheck and racecheck, on CPU).
+
+A kernel may read past a tensor and still return the right numbers (the
+stray value lands in a masked row, or meets a masked zero), or write past
+it and corrupt the heap. In this mode every active lane of every load and
+store must address an element of one tensor argument of the launch: the
+view itself, not its storage, so that a guard band or a padding column
+around a view counts as out of bounds. Pointers carry their provenance (the
+argument they were derived from), so a lane that strays from ``x`` into a
+neighbouring allocation still counts as out of ``x``. Each store is also recorded per
+program; two programs of one launch storing to one element is a race (the
+kernels use no atomics), which sequential interpretation would hide.
+Violations raise :class:`MemoryViolation` naming the kernel, the argument,
+the program id and the offending element offsets.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+
+_state = {"on": True, "launch": None}
+_ORIGIN = "lora_origin"  # TensorHandle attr: data_ptr of the argument a pointer came from
+
+
+class MemoryViolation(AssertionError):
+    pass
+
+
+class _View:
+    """The elements of one tensor argument, as byte addresses."""
+
+    def __init__(self, name, tensor):
+        self.name, self.itemsize = name, tensor.element_size()
+        self.start = tensor.data_ptr()
+        self.shape, self.strides = tuple(tensor.shape), tuple(tensor.stride())
+        self.numel = tensor.numel()
+        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True)) + 1 if self.numel else 0
+        self.end = self.start + span * self.itemsize
+
+    def holds(self, addrs: np.ndarray) -> np.ndarray:
+        """Which byte addresses are (the first byte of) an element of the view."""
+        off = addrs.astype(np.int64) - self.start
+        ok = (off >= 0) & (off < self.end - self.start) & (off % self.itemsize == 0)
+        rest = np.where(ok, off // self.itemsize, 0)
+        for n, s in sorted(zip(self.shape, self.strides, strict=True), key=lambda p: -p[1]):
+            if s == 0:
+                continue
+            index = rest // s
+            ok &= index < n
+            rest = rest - index * s
+        return ok & (rest == 0)
+
+    def element_offsets(self, addrs):
+        return ((addrs.astype(np.int64) - self.start) // self.itemsize).tolist()
+
+
+class _Launch:
+    def __init__(self, kernel, args):
+        self.kernel = kernel
+        self.views = [_View(name, t) for name, t in args.items() if hasattr(t, "data_ptr") and t.numel() > 0]
+        self.writer = {}  # element address -> program id that stored it
+
+    def check(self, kind, ptrs, mask, program):
+        addrs = np.asarray(ptrs.data, dtype=np.uint64)[np.asarray(mask, dtype=bool)].ravel()
+        if addrs.size == 0:
+            return
+        origin = ptrs.attr.get(_ORIGIN)
+        views = [v for v in self.views if v.start == origin] or self.views
+        inside = np.zeros(addrs.shape, dtype=bool)
+        for view in views:
+            inside |= view.holds(addrs)
+        if not inside.all():
+            bad = addrs[~inside]
+            view = min(views, key=lambda v: min(abs(int(bad[0]) - v.start), abs(int(bad[0]) - v.end)))
+            raise MemoryViolation(
+                f"{self.kernel}: {kind} by program {program} out of bounds of argument '{view.name}' "
+                f"{list(view.shape)} (strides {list(view.strides)}): {bad.size} lane(s), "
+                f"element offsets {view.element_offsets(bad[:8])}"
+            )
+        if kind == "store":
+            for addr in addrs.tolist():
+                first = self.writer.setdefault(addr, program)
+                if first != program:
+                    view = next(v for v in self.views if v.holds(np.array([addr], dtype=np.uint64))[0])
+                    raise MemoryViolation(
+                        f"{self.kernel}: race: programs {first} and {program} both store '{view.name}' "
+                        f"element offset {view.element_offsets(np.array([addr]))[0]}"
+                    )
+
+
+def install():
+    """Turns the mode on for every later launch (idempotent)."""
+    import inspect
+
+    from triton.runtime import interpreter as interp
+
+    if getattr(interp.GridExecutor, "_bounds_checked", False):
+        return
+    builder = interp.InterpreterBuilder
+    call, load, store = interp.GridExecutor.__call__, builder.create_masked_load, builder.create_masked_store
+
+    def checked_call(self, *args, **kwargs):
+        sig = inspect.signature(self.fn)  # launch options (num_warps, ...) are no kernel arguments
+        bound = sig.bind_partial(*args, **{k: v for k, v in kwargs.items() if k in sig.parameters}).arguments
+        launch = _Launch(self.fn.__name__, bound) if _state["on"] else None
+        outer, _state["launch"] = _state["launch"], launch
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            _state["launch"] = outer
+
+    def checked_load(self, ptrs, mask, *rest, **kw):
+        if _state["launch"] is not None:
+            _state["launch"].check("load", ptrs, mask.data, tuple(self.grid_idx))
+        return load(self, ptrs, mask, *rest, **kw)
+
+    def checked_store(self, ptrs, value, mask, *rest, **kw):
+        if _state["launch"] is not None:
+            _state["launch"].check("store", ptrs, mask.data, tuple(self.grid_idx))
+        return store(self, ptrs, value, mask, *rest, **kw)
+
+    implicit_cvt = interp._implicit_cvt
+
+    def tagged_cvt(arg):
+        out = implicit_cvt(arg)
+        if hasattr(arg, "data_ptr"):
+            out.handle.attr[_ORIGIN] = arg.data_ptr()
+        return out
+
+    def keeps_origin(method, operand):
+        def wrapped(self, *args, **kw):
+            out = method(self, *args, **kw)
+            origin = getattr(args[operand], "attr", {}).get(_ORIGIN)
+            if origin is not None:
+                out.attr[_ORIGIN] = origin
+            return out
+
+        return wrapped
+
+    # the ops that derive a pointer from a pointer, and which operand is the pointer
+    for name, operand in [("create_addptr", 0), ("create_splat", 1), ("create_broadcast", 0),
+                          ("create_expand_dims", 0), ("create_reshape", 0), ("create_trans", 0),
+                          ("create_select", 1)]:
+        setattr(builder, name, keeps_origin(getattr(builder, name), operand))
+    interp._implicit_cvt = tagged_cvt
+
+    interp.GridExecutor.__call__ = checked_call
+    builder.create_masked_load = checked_load
+    builder.create_masked_store = checked_store
+    interp.GridExecutor._bounds_checked = True
+
+
+@contextmanager
+def unchecked():
+    """Runs launches without checks (to show what the mode catches)."""
+    _state["on"] = False
+    try:
+        yield
+    finally:
+        _state["on"] = True

@@ -1,0 +1,69 @@
+"""Calling an implementation on a case in one of the batch layouts, and the reference on the same case.
+
+"unsorted" is the per-sequence layout; "sorted" is impl's routing of it, its tile table included; the
+properties also compare "lookup" (the sorted layout with sglang's fields only, so that the kernels look each
+program's segment up in ``seg_indptr``) and "grouped" (the sorted one with impl grouping work per program,
+as it does on large batches only: ``GROUPING``).
+"""
+
+import contextlib
+import dataclasses
+from typing import Optional
+
+import torch
+
+import impl
+from lora_verify.inputs import Case, poison_batch_info
+
+LAYOUTS = ["unsorted", "sorted"]
+# what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
+# shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
+GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}
+
+
+def layout_info(case: Case, layout: str):
+    """The batch info of ``layout``: "unsorted", "sorted", "lookup" or "grouped" (see the module docstring)."""
+    if layout == "unsorted":
+        return case.batch_info
+    routed = impl.sort_by_adapter(case.batch_info, case.x.shape[0])
+    if layout == "lookup":
+        routed = dataclasses.replace(routed, tiles=None)
+    return poison_batch_info(routed)
+
+
+@contextlib.contextmanager
+def grouping_forced():
+    """impl groups work per program on every batch, however small (thresholds at 0), for the duration."""
+    saved = {(m, name): getattr(m, name) for m, names in GROUPING.items() for name in names}
+    for m, name in saved:
+        setattr(m, name, 0)
+    try:
+        yield
+    finally:
+        for (m, name), value in saved.items():
+            setattr(m, name, value)
+
+
+def call(module, case: Case, batch_info, x=None, base=None):
+    """The op of ``module`` on the case's inputs and ``batch_info`` (``x``, ``base`` replace the case's)."""
+    fn = getattr(module, case.op.entry)
+    x = case.x if x is None else x
+    return case.op.call(fn, x, case.w, batch_info, case.batch.dims, base, case.offsets)
+
+
+def run(module, case: Case, layout: str) -> torch.Tensor:
+    """Calls the op of ``module`` on ``case`` in ``layout``; returns the output (the base view if in place)."""
+    with grouping_forced() if layout == "grouped" else contextlib.nullcontext():
+        return call(module, case, layout_info(case, layout), base=case.base)
+
+
+def run_reference(case: Case, base_before: Optional[torch.Tensor]):
+    """(ref, defined, mag): the float64 value, the cells the contract defines, and the |.| magnitude."""
+    op, bi, d = case.op, case.batch_info, case.batch.dims
+    ref, defined = op.call(op.reference, case.x, case.w, bi, d, base_before, case.offsets)
+    x_abs = torch.nan_to_num(case.x.abs(), nan=0.0)
+    w_abs = torch.nan_to_num(case.w.abs(), nan=0.0)
+    abs_info = dataclasses.replace(bi, scalings=bi.scalings.abs())
+    base_abs = None if base_before is None else base_before.abs()
+    mag, _ = op.call(op.reference, x_abs, w_abs, abs_info, d, base_abs, case.offsets)
+    return ref, defined, mag

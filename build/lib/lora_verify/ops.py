@@ -1,0 +1,190 @@
+"""The operation table: each of SPEC.md's operations declared once, with everything that varies per operation.
+
+An :class:`OpInfo` names the entry point (looked up by name in the module under test, so any
+implementation of SPEC.md's calling convention can be checked), its float64 reference, the dims
+hypothesis draws and a fixed sample of them, the shapes it takes, which input cells the contract says
+are never read (poisoned with NaN), how it is called, how many products each output cell sums (for
+the error bound), its own bad-input cases (as PyTorch's OpInfo carries its error inputs), the kernel
+file of ours that serves it, what it costs relative to the others, and its shapes in a real model
+layer (the benchmark). Properties, bad-input tests, adapters' tests, graph tests, the mutation runner
+and the benchmark all iterate ``OPS``; a fifth operation is its kernel, its reference and one entry here.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from hypothesis import strategies as st
+
+import reference
+from lora_verify.errors import Break, arg, edit
+from lora_verify.errors import LoRAInputError as Bad
+from lora_verify.errors import LoRATypeError as BadType
+from lora_verify.strategies import Dims, feature_dim
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The widths of one transformer layer: what a real model hands the four operations."""
+
+    name: str
+    hidden: int  # K of every shrink, N of the plain expand (o_proj)
+    q: int
+    kv: int
+    intermediate: int  # each of gate/up's two slices; K of down_proj's shrink
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    name: str
+    entry: str  # entry-point name (SPEC.md), looked up in the module under test
+    reference: Callable  # reference/loops.py: the float64 value and the cells the contract defines
+    dims: st.SearchStrategy  # of Dims
+    sample: Dims  # small fixed dims: the fixed-batch tests (adapters', the graph's snapping)
+    slices: Optional[int]  # output slices of an expand; None: a shrink (its stack_num is drawn in the dims)
+    x_cols: Callable  # (dims, R) -> columns of x
+    w_shape: Callable  # (dims, R) -> per-slot weight shape
+    out_cols: Optional[Callable]  # (dims) -> columns of base_output; None: the op returns a new tensor
+    poison: Callable  # (x, w, dims, rows_rank, slot_rank) -> NaN where the contract forbids reads
+    call: Callable  # (fn, x, w, batch_info, dims, base, offsets) -> fn's result; offsets: slice_offsets on device
+    n_terms: Callable  # (dims, R) -> products summed per output cell
+    kernel: str  # the file of ours (impl/) that serves it: the mutation runner's map from a file to its ops
+    cost: int  # relative cost of one example on the interpreter: cheap operations are checked first
+    bench: Callable  # (Layer) -> {benchmark label: Dims}: its shapes in a real layer
+    breaks: tuple = ()  # bad-input cases of its own (lora_verify.errors.BREAKS holds those of every op)
+
+    def __repr__(self):
+        return self.name
+
+    @property
+    def in_place(self) -> bool:
+        return self.out_cols is not None
+
+    def slice_offsets(self, dims: Dims) -> Optional[list]:
+        """``[0, w0, w0 + w1, ...]`` of an expand's output slices; None for a shrink."""
+        if self.slices is None:
+            return None
+        out = [0]
+        for width in dims.widths:
+            out.append(out[-1] + width)
+        return out
+
+
+def _poison_shrink(x, w, dims, row_rank, slot_rank):
+    """Weight rows past ``stack_num * r`` are padding."""
+    for a, r in enumerate(slot_rank):
+        w[a, dims.stack_num * r :] = NAN
+
+
+def _poison_expand(x, w, dims, row_rank, slot_rank):
+    """x columns past ``slices * r`` are shrink's undefined cells; weight columns past ``r`` are padding."""
+    slices = len(dims.widths)
+    for t, r in enumerate(row_rank):
+        x[t, slices * r :] = NAN
+    for a, r in enumerate(slot_rank):
+        w[a, :, r:] = NAN
+
+
+def _expand_entry(name, slices, widths, sample, call, cost, bench, breaks=()):
+    return OpInfo(
+        name=name,
+        entry=name,
+        reference=getattr(reference, name),
+        dims=widths.map(lambda ws: Dims(widths=ws, stack_num=len(ws))),
+        sample=sample,
+        slices=slices,
+        x_cols=lambda d, R: len(d.widths) * R,
+        w_shape=lambda d, R: (sum(d.widths), R),
+        out_cols=lambda d: sum(d.widths),
+        poison=_poison_expand,
+        call=call,
+        n_terms=lambda d, R: R,
+        kernel="impl/expand.py",
+        cost=cost,
+        bench=bench,
+        breaks=breaks,
+    )
+
+
+OPS = [
+    OpInfo(
+        name="sgemm_lora_a_fwd",
+        entry="sgemm_lora_a_fwd",
+        reference=reference.sgemm_lora_a_fwd,
+        # K past 256 takes the long-K blocks; 600 also splits them (impl.shrink.shrink_blocks)
+        dims=st.builds(
+            Dims, k=feature_dim() | feature_dim() | st.sampled_from([300, 600]), stack_num=st.sampled_from([1, 2, 3])
+        ),
+        sample=Dims(k=33, stack_num=3),
+        slices=None,
+        x_cols=lambda d, R: d.k,
+        w_shape=lambda d, R: (d.stack_num * R, d.k),
+        out_cols=None,
+        poison=_poison_shrink,
+        call=lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, d.stack_num),
+        n_terms=lambda d, R: d.k,
+        kernel="impl/shrink.py",
+        cost=0,
+        bench=lambda layer: {
+            "shrink": Dims(k=layer.hidden, stack_num=1),
+            "qkv_shrink": Dims(k=layer.hidden, stack_num=3),
+            "gate_up_shrink": Dims(k=layer.hidden, stack_num=2),
+            "down_shrink": Dims(k=layer.intermediate, stack_num=1),
+        },
+        breaks=(
+            Break("stack_num 4", "stack_num", Bad, arg("stack_num", lambda s, c: 4)),
+            Break("stack_num float", "stack_num", BadType, arg("stack_num", lambda s, c: float(s))),
+        ),
+    ),
+    _expand_entry(
+        "sgemm_lora_b_fwd",
+        1,
+        # 300 is three column tiles: grouped, more than one group per slice (impl.expand.column_tiles_per_program)
+        st.tuples(feature_dim(150) | feature_dim(150) | st.just(300)),
+        Dims(widths=(40,)),
+        lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, base_output=base),
+        cost=1,
+        bench=lambda layer: {"expand": Dims(widths=(layer.hidden,))},
+    ),
+    _expand_entry(
+        "qkv_lora_b_fwd",
+        3,
+        st.tuples(feature_dim(80) | feature_dim(80) | st.just(300), feature_dim(40)).map(lambda qk: (*qk, qk[1])),
+        Dims(widths=(24, 8, 8), stack_num=3),
+        lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, offsets, max(d.widths), base_output=base),
+        cost=3,
+        bench=lambda layer: {"qkv_expand": Dims(widths=(layer.q, layer.kv, layer.kv), stack_num=3)},
+        breaks=(
+            Break("output_offset wrong length", "output_offset", Bad, arg("output_offset", lambda o, c: o[:3])),
+            Break("output_offset float", "output_offset", BadType, arg("output_offset", lambda o, c: o.float())),
+            Break(
+                "max_qkv_out_dim not an int", "max_qkv_out_dim", BadType, arg("max_qkv_out_dim", lambda m, c: float(m))
+            ),
+            Break(
+                "output_offset not increasing",
+                "output_offset",
+                Bad,
+                arg("output_offset", edit(1, lambda o, c: o[2] + 1)),
+                values=True,
+            ),
+            Break("output_offset wrong end", "output_offset", Bad, arg("output_offset", edit(3, lambda o, c: o[3] + 1)),
+                  values=True),
+            Break("output_offset not from 0", "output_offset", Bad, arg("output_offset", edit(0, lambda o, c: 1)),
+                  values=True),
+            Break("max_qkv_out_dim too small", "max_qkv_out_dim", Bad, arg("max_qkv_out_dim", lambda m, c: m - 1),
+                  values=True),
+        ),
+    ),
+    _expand_entry(
+        "gate_up_lora_b_fwd",
+        2,
+        (feature_dim(80) | feature_dim(80) | st.just(300)).map(lambda dim: (dim, dim)),
+        Dims(widths=(16, 16), stack_num=2),
+        lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, d.widths[0], base_output=base),
+        cost=2,
+        bench=lambda layer: {"gate_up_expand": Dims(widths=(layer.intermediate, layer.intermediate), stack_num=2)},
+        breaks=(Break("output_dim mismatch", "output_dim", Bad, arg("output_dim", lambda d, c: d + 1)),),
+    ),
+]
+OPS_BY_NAME = {op.name: op for op in OPS}

@@ -1,0 +1,139 @@
+"""The properties of SPEC.md ("What must hold") as plain functions of a case.
+
+The hypothesis tests, the regression corpus and the replay command all run
+these, so a property is written once. Each takes the module under test, a
+:class:`lora_verify.inputs.Case`, a layout, the tally and the implementation's
+profile, raises ``AssertionError`` with the worst cell when it does not hold,
+and records one verdict per sub-property. ``PROPERTIES`` lists them with the
+layouts they run in, the claims they need (``lora_verify.profiles``) and the
+extra parameters hypothesis draws for them.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from hypothesis import strategies as st
+
+from lora_verify.bounds import case_bound
+from lora_verify.inputs import GUARD_ROWS, subbatch
+from lora_verify.layouts import run, run_reference
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bits, so that -0.0 != 0.0 and NaN == NaN of the same payload."""
+    return t.contiguous().view({2: torch.int16, 4: torch.int32}[t.element_size()]).cpu()
+
+
+def _worst_cell(case, err, ratio, out, ref, bound):
+    t, col = divmod(int(torch.argmax(ratio)), ratio.shape[1])
+    seg = int(torch.searchsorted(case.batch_info.seg_indptr.cpu()[1:], torch.tensor(t), right=True))
+    slot = int(case.batch_info.weight_indices.cpu()[seg])
+    return (
+        f"worst cell: token {t}, slot {slot}, column {col}: kernel {float(out[t, col])!r}, "
+        f"reference {float(ref[t, col])!r}, |error| {float(err[t, col])!r} > bound {float(bound[t, col])!r}"
+    )
+
+
+def close_to_reference(module, case, layout, tally, profile):
+    """|kernel - exact| <= the bound of the implementation's rounding model on defined cells; guard bands and
+    rank-0 rows untouched."""
+    op = case.op
+    buffer_before = None if case.base_buffer is None else case.base_buffer.clone()
+    base_before = None if case.base is None else case.base.clone()
+    with tally.check(op.name, layout, "close to reference") as v:
+        out = run(module, case, layout).cpu().double()
+        ref, defined, mag = run_reference(case, base_before)
+        bound = case_bound(case, ref, mag, base_before, profile.rounding)
+        err = (out - ref).abs()
+        ratio = torch.where(defined, torch.nan_to_num(err / bound, nan=float("inf")), 0.0)
+        v["ratio"] = float(ratio.max()) if ratio.numel() else 0.0
+        assert bool((ratio <= 1).all()), _worst_cell(case, err, ratio, out, ref, bound)
+    if not op.in_place:
+        return
+    with tally.check(op.name, layout, "guard bands untouched"):
+        interior = torch.zeros_like(case.base_buffer, dtype=torch.bool, device="cpu")
+        interior[GUARD_ROWS : GUARD_ROWS + out.shape[0], : out.shape[1]] = True
+        changed = bits(case.base_buffer) != bits(buffer_before)
+        assert not (changed & ~interior).any(), (
+            f"guard cells written (buffer row, column): {(changed & ~interior).nonzero()[:8].tolist()}"
+        )
+    with tally.check(op.name, layout, "rank-0 rows keep base"):
+        rank0 = torch.tensor([r == 0 for r in case.row_ranks()], dtype=torch.bool)
+        changed = (bits(case.base) != bits(base_before)) & rank0[:, None]
+        assert not changed.any(), f"rank-0 cells changed (token, column): {changed.nonzero()[:8].tolist()}"
+
+
+def _differing(a, b, defined):
+    return ((bits(a) != bits(b)) & defined).nonzero()[:8].tolist()
+
+
+def sorted_matches_unsorted(module, case, layout, tally, profile):
+    """Both layouts give the same bits on every defined cell, the sorted one also without its tile table
+    ("lookup") and with the work grouped per program as on large batches ("grouped": several table tiles
+    for shrink, several column tiles for expand), whose other properties follow from
+    this one; an in-place output's whole buffer, guard bands included, is the same in all four."""
+    with tally.check(case.op.name, layout, "sorted == unsorted"):
+        unsorted = run(module, case.fresh(), "unsorted")
+        variants = {"sorted without its tile table": ("lookup", case.fresh()), "grouped": ("grouped", case.fresh())}
+        outputs = {name: run(module, c, kind) for name, (kind, c) in variants.items()}
+        sorted_ = run(module, case, "sorted")
+        _, defined, _ = run_reference(case, None)
+        for name, other in (("sorted", sorted_), *outputs.items()):
+            diff = _differing(unsorted, other, defined)
+            assert not diff, f"{name} and unsorted differ at (token, column) {diff}"
+        for name, (_, other_case) in variants.items():
+            if case.base_buffer is not None:
+                diff = (bits(case.base_buffer) != bits(other_case.base_buffer)).nonzero()[:8].tolist()
+                assert not diff, f"sorted and {name}: buffers differ at (row, column) {diff}"
+
+
+def deterministic(module, case, layout, tally, profile):
+    """The same call twice gives the same bits on every defined cell."""
+    with tally.check(case.op.name, layout, "deterministic"):
+        first = run(module, case.fresh(), layout)
+        second = run(module, case, layout)
+        _, defined, _ = run_reference(case, None)
+        diff = _differing(first, second, defined)
+        assert not diff, f"two identical calls differ at (token, column) {diff}"
+
+
+def batch_invariant(module, case, layout, tally, profile, order):
+    """A token's output does not depend on its batch-mates or on the order of the sequences."""
+    other, rows = subbatch(case, order)
+    with tally.check(case.op.name, layout, "batch-invariant"):
+        full = run(module, case, layout)
+        part = run(module, other, layout)
+        _, defined, _ = run_reference(other, None)
+        diff = _differing(part, full[rows], defined)
+        assert not diff, f"with only sequences {order}, outputs differ at (token, column) {diff}"
+
+
+@st.composite
+def kept_sequences(draw, case):
+    """Some of the case's sequences, in a new order."""
+    kept = [i for i in range(len(case.batch.seqs)) if draw(st.booleans())]
+    return {"order": draw(st.permutations(kept))}
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    check: Callable
+    layouts: tuple
+    needs: tuple = ()  # claims (lora_verify.profiles.CLAIMS) it needs, besides its layout ("both": both layouts)
+    params: Optional[Callable] = None  # case -> strategy of keyword arguments for ``check``
+
+    def unclaimed(self, profile, layout) -> Optional[str]:
+        """Why ``profile`` does not claim this property in ``layout``; None when it does."""
+        layouts = ("unsorted", "sorted") if layout == "both" else (layout,)
+        return profile.unclaimed((*layouts, *self.needs))
+
+
+PROPERTIES = [
+    Property("close to reference", close_to_reference, ("unsorted", "sorted")),
+    Property("sorted == unsorted", sorted_matches_unsorted, ("both",)),
+    Property("deterministic", deterministic, ("unsorted", "sorted"), ("deterministic",)),
+    Property("batch-invariant", batch_invariant, ("unsorted", "sorted"), ("batch_invariant",), kept_sequences),
+]
+PROPERTIES_BY_NAME = {p.name: p for p in PROPERTIES}

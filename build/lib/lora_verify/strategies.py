@@ -1,0 +1,114 @@
+"""Hypothesis strategies that build a batch the way a person describes one.
+
+"A pool of slots (rank, scaling) under a padded rank R; sequences, each a
+length and a slot; the operation's dims; and how the tensor values look."
+Everything drawn is a small frozen dataclass of plain numbers, so a failing
+case prints (and shrinks to) a short readable batch; tensors are made from it
+by :func:`lora_verify.inputs.materialize` with the drawn seed.
+"""
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+
+@dataclass(frozen=True)
+class Slot:
+    rank: int
+    scaling: float
+
+
+@dataclass(frozen=True)
+class Seq:
+    length: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class Dims:
+    k: int = 0  # shrink: input features
+    widths: tuple = ()  # expand family: output slice widths
+    stack_num: int = 1
+
+
+@dataclass(frozen=True)
+class Values:
+    """How tensor values are drawn: ``seed`` for the generator, power-of-two scales, awkward entries."""
+
+    seed: int
+    x_exp: int = 0
+    w_exp: int = 0
+    awkward: bool = False  # sprinkle -0.0, exact zeros, subnormals and large entries
+    dtype: str = "bfloat16"  # of activations and weights; float32 shows summation-order changes bf16 hides
+
+
+@dataclass(frozen=True)
+class Batch:
+    max_rank: int
+    slots: tuple
+    seqs: tuple
+    dims: Dims
+    values: Values
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(s.length for s in self.seqs)
+
+
+scalings = st.sampled_from([1.0, 0.5, -2.0, 0.0, 3.0]) | st.floats(-4, 4, width=32, allow_subnormal=False)
+
+
+@st.composite
+def slot_pools(draw, max_rank: int, max_slots: int = 6):
+    """Adapter slots with mixed ranks, rank 0 (no LoRA) included.
+
+    Ranks shrink towards 1, not 0: a failing batch then shrinks to one slot of
+    rank 1 rather than to a used slot behind rank-0 slots that cannot go.
+    """
+    rank = st.integers(1, max_rank) | st.sampled_from([0, max_rank])
+    return tuple(draw(st.lists(st.builds(Slot, rank, scalings), min_size=1, max_size=max_slots)))
+
+
+def lengths():
+    """Decode (1), empty (0), short, and longer than one 16-row tile."""
+    return st.sampled_from([1, 0, 16, 17]) | st.integers(0, 4) | st.integers(0, 40)
+
+
+@st.composite
+def sequence_lists(draw, num_slots: int, max_seqs: int = 8):
+    """Either a one-token decode batch or sequences of any length, each on some slot."""
+    slot = st.integers(0, num_slots - 1)
+    length = st.just(1) if draw(st.booleans()) else lengths()
+    return tuple(draw(st.lists(st.builds(Seq, length, slot), min_size=0, max_size=max_seqs)))
+
+
+DTYPES = ("bfloat16", "bfloat16", "float32")  # bf16 twice as often; float32 shows orders bf16 hides
+
+
+def values(dtypes=DTYPES):
+    """Scales keep every |x|·|W|·K·|s| + |base| far below bf16's overflow (2^128); ``dtypes`` those drawn
+    (an implementation's claimed ones; fp16 alone when it claims only fp16)."""
+    drawn = [d for d in DTYPES if d in dtypes] or [dtypes[0]]
+    return st.builds(
+        Values,
+        seed=st.integers(0, 2**32 - 1),
+        x_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
+        w_exp=st.sampled_from([0, -20, 20]) | st.integers(-30, 30),
+        awkward=st.booleans(),
+        dtype=st.sampled_from(drawn),
+    )
+
+
+@st.composite
+def batches(draw, dims_strategy, dtypes=DTYPES):
+    """A whole batch for one operation: R, its slots, the sequences, the dims, the values (of ``dtypes``)."""
+    max_rank = draw(st.integers(1, 24) | st.sampled_from([33, 64, 96]))  # 96: a rank block of 128, rank-masked
+    slots = draw(slot_pools(max_rank))
+    seqs = draw(sequence_lists(len(slots)))
+    dims = draw(dims_strategy)
+    return Batch(max_rank, slots, seqs, dims, draw(values(dtypes)))
+
+
+def feature_dim(max_value: int = 100):
+    """Hidden sizes, block multiples and their neighbours included."""
+    return st.sampled_from([1, 16, 31, 32, 33, 64]) | st.integers(1, max_value)

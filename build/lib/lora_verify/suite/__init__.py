@@ -1,0 +1,1 @@
+"""The property suite, installed with the package: ``pytest --pyargs lora_verify.suite --impl MODULE``."""
