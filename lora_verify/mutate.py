@@ -39,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import Phase, settings
+
 from lora_verify.mutants import BY_NAME, MUTANTS
 
 ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
@@ -68,8 +70,6 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    from hypothesis import Phase, settings
-
     phases = [p for p in settings.default.phases if p not in (Phase.shrink, Phase.explain)]
     settings.register_profile("mutants", parent=settings.default, phases=phases)
     settings.load_profile("mutants")

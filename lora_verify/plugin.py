@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from lora_verify import backend
+from lora_verify import backend, profiles
 from lora_verify.report import Tally, format_table, verdict_rows
 
 _KEY = "lora_verdicts"
@@ -109,8 +109,6 @@ def impl_module(request):
 @pytest.fixture(scope="session")
 def profile(impl_module, verdicts):
     """What the implementation under test claims (lora_verify.profiles)."""
-    from lora_verify import profiles
-
     found = profiles.of(impl_module)
     verdicts.header = found.summary()
     return found
