@@ -1,5 +1,0 @@
-import sys
-
-from lora_verify.cli import main
-
-sys.exit(main())
