@@ -45,7 +45,9 @@ from lora_verify.mutants import BY_NAME, MUTANTS
 
 ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
 LOGS = ROOT / ".out" / "mutants"
-COPY_IGNORE = shutil.ignore_patterns(".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry", "build", "*.egg-info"
+)
 TIMEOUT_S = 1800  # a mutant that hangs (a loop that never ends) counts as killed, by the timeout
 PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*"]
 

@@ -1,11 +1,13 @@
 """The package installs, and from a directory that has never seen this repository: ``lora-verify --help``,
 ``pytest --help`` lists ``--impl``, and the installed properties run against a user's own module.
 
-The wheel is built from this checkout and installed without dependencies (they are this environment's) into a
-temporary target; the commands then run in another temporary directory with only that target on the path.
+The package is built from a copy of this checkout (a build writes into its source folder) and installed
+without dependencies (they are this environment's) into a temporary target; the commands then run in
+another temporary directory with only that target on the path.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +24,13 @@ PROFILE = {"name": "user kernels", "layouts": ("unsorted",), "why": {"sorted": "
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    target, user = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("user")
+    target, user, source = (tmp_path_factory.mktemp(name) for name in ("site", "user", "source"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("impl", "reference", "lora_verify"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target)]
-    done = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (user / "user_kernels.py").write_text(USER_MODULE)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_CURRENT_TEST")}
