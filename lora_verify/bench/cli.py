@@ -50,7 +50,7 @@ def parse_args(argv):
     p.add_argument("--dry-run", action="store_true", help="build every batch, bytes and grids; no timing")
     p.add_argument("--tiny", action="store_true",
                    help="tiny dims and shapes; with --dry-run, every implementation is called once and checked")
-    p.add_argument("--rep", type=int, default=20, help="ms of calls per CUDA-graph replay (default 20)")
+    p.add_argument("--rep", type=int, default=10, help="ms of calls per CUDA-graph replay (default 10)")
     p.add_argument("--budget-s", type=float, default=270.0,
                    help="no new timing starts this many seconds after the command started (compile warm-up "
                    "included); the rows left are reported skipped (default 270)")
@@ -147,9 +147,11 @@ def device_for(args) -> torch.device:
     raise SystemExit("bench: timing needs a CUDA GPU (and TRITON_INTERPRET unset); use --dry-run on CPU")
 
 
-def shard(items: list, spec: str) -> list:
-    """Part ``I`` of ``N`` (``spec`` = "I/N") of ``items``, contiguous: neighbours share kernel variants."""
+def shard(items: list, spec: str, key=None) -> list:
+    """Part ``I`` of ``N`` (``spec`` = "I/N") of ``items`` sorted by ``key``, contiguous: groups of one operation
+    and rank, which share most kernel variants whatever the layer, mostly fall to one worker."""
     i, n = map(int, spec.split("/"))
+    items = sorted(items, key=key) if key else items
     return items[i * len(items) // n : (i + 1) * len(items) // n]
 
 
@@ -170,7 +172,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         raise SystemExit(f"bench: --peers: {exc}") from None
     if args.warm_shard:
-        mine = shard(groups, args.warm_shard)
+        mine = shard(groups, args.warm_shard, key=lambda g: (g[1].label, g[2].rank, g[2].adapters))
         runner = warm(contenders, mine, shard(routing_shapes, args.warm_shard), device, log=lambda *_: None)
         print(f"warmed {len(mine)} groups in {runner.elapsed():.0f} s "
               f"({sum(r.status == 'failed' for r in runner.rows)} rows failed)")

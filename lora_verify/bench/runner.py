@@ -28,7 +28,7 @@ class Mode:
     timing: bool  # time every row (GPU)
     calling: bool  # call every implementation once (and check it, unless warming)
     checking: bool = True
-    rep: int = 20  # ms of calls per replay
+    rep: int = 10  # ms of calls per replay
     budget_s: float = 270.0
     verbose: bool = False
 
