@@ -1,31 +1,26 @@
-#!/usr/bin/env python3
-"""How fast can any kernel read the sorted layout? ``python benchmarks/chain_floor.py [--out FILE]`` (GPU).
+"""How fast can any kernel read the sorted layout? ``python -m benchmarks.chain_floor [--out FILE]`` (GPU).
 
 A kernel of the sorted layout cannot load its rows before it knows its segment, nor its data before it
 knows its rows: at least three dependent loads (segment metadata, permutation, data) and a store. This
 times that chain alone, with no arithmetic, on the grid our sorted kernels launch (``cdiv(S, 16) +
 adapters`` programs of 16 rows) for each decode batch, stopping after 0 (an empty kernel: the launch
-floor), 1, 2 and 3 loads, CUDA-graph replay, median, like bench.py. Where the 3-load chain already takes
+floor), 1, 2 and 3 loads, CUDA-graph replay, median, like ``lora-verify bench``. Where the 3-load chain already takes
 more than twice the launch floor, no kernel of this layout can be within 2x of the launch floor. The
 last columns put our tile lookup (``impl/segments.py: program_tile``) in place of the first load.
 """
 
 import argparse
 import functools
-import sys
 from pathlib import Path
 
 import torch
 import triton
 import triton.language as tl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench  # noqa: E402
-
-import impl  # noqa: E402
-from impl.segments import program_tile  # noqa: E402
+import impl
+from impl.segments import program_tile
+from lora_verify.bench import grid, inputs
+from lora_verify.bench.timing import time_us
 
 BLOCK_S, BLOCK_K = 16, 128
 
@@ -65,7 +60,7 @@ def main():
     parser.add_argument("--rep", type=int, default=20, help="do_bench_cudagraph rep in ms")
     args = parser.parse_args()
     device = torch.device("cuda")
-    shapes = [s for s in bench.grid_shapes(False, False) if s.phase == "decode" and s.rank == 16]
+    shapes = [s for s in grid.shapes(grid.GRIDS["small"]) if s.phase == "decode" and s.rank == 16]
     lines = [f"# chain_floor.py on {torch.cuda.get_device_name()} (Triton {triton.__version__})", "",
              "times in us, sorted grid of each decode batch (rank does not matter here)", "",
              "| batch/adapters | programs | empty (launch floor) | 1 load | 2 loads | 3 loads | 3 loads / empty "
@@ -75,7 +70,7 @@ def main():
         S, A = shape.tokens, shape.adapters
         unsorted = impl.per_sequence([1] * S, [i % A for i in range(S)], [16] * A, [1.0] * A, device=device)
         info = impl.sort_by_adapter(unsorted, S)
-        x = torch.randn(S, bench.REAL.hidden, device=device).to(bench.DTYPE)
+        x = torch.randn(S, grid.LAYERS["8b"].hidden, device=device).to(inputs.DTYPE)
         programs = triton.cdiv(S, BLOCK_S) + A
         out = torch.empty(programs * BLOCK_S, device=device)
         launch = _chain_kernel[(programs,)]
@@ -86,7 +81,7 @@ def main():
             call = functools.partial(launch, *kernel_args, DEPTH=depth, LOOKUP=lookup, SEGMENTS=segments,
                                      BLOCK_S=BLOCK_S, BLOCK_K=BLOCK_K)
             call()  # compiles outside the timed region
-            times.append(bench.time_us(call, args.rep))
+            times.append(time_us(call, args.rep))
         lines.append(f"| {S}/{A} | {programs} | " + " | ".join(f"{t:.2f}" for t in times[:4])
                      + f" | {times[3] / times[0]:.2f} | {times[4]:.2f} | {times[4] - times[3]:+.2f} |")
         print(lines[-1], flush=True)

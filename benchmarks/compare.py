@@ -1,13 +1,12 @@
-#!/usr/bin/env python3
-"""Did a kernel edit make it faster? ``python benchmarks/compare.py OLD_IMPL_DIR [--new DIR] [--ops ...]`` (GPU).
+"""Did a kernel edit make it faster? ``python -m benchmarks.compare OLD_IMPL_DIR [--new DIR] [--ops ...]`` (GPU).
 
-Times this tree's ``impl`` (or the one under ``--new DIR``) and another copy of the package
-(``OLD_IMPL_DIR``, e.g. made with ``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that
-holds ``impl/``) in one process, on
-bench.py's decode grid, both layouts, CUDA-graph replay, median, the two alternating shape by shape so
-that clock drift hits both alike. Prints per operation and layout the time of each, new / old per
-shape and the geometric mean of new / old; checks first that both give the same output bit for bit
-(the ``sorted == unsorted`` and batch-invariance properties make that expected of a re-tiling).
+Times this tree's ``impl`` (or the one under ``--new DIR``) and another copy of the package (``OLD_IMPL_DIR``,
+e.g. made with ``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that holds ``impl/``) in one
+process, on the decode shapes of a benchmark grid (``lora_verify.bench``), both layouts, CUDA-graph replay,
+median, the two alternating shape by shape so that clock drift hits both alike. Prints per operation and
+layout the time of each, new / old per shape and the geometric mean of new / old; checks first that both
+give the same output bit for bit (the ``sorted == unsorted`` and batch-invariance properties make that
+expected of a re-tiling).
 """
 
 import argparse
@@ -19,10 +18,8 @@ from pathlib import Path
 import torch
 import triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench  # noqa: E402
+from lora_verify.bench import grid, inputs
+from lora_verify.bench.timing import time_us
 
 
 def load_package(folder: Path, name: str):
@@ -38,29 +35,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="folder holding the other impl/ package")
     parser.add_argument("--new", type=Path, default=None, help="folder holding the new impl/ (default: this tree's)")
-    parser.add_argument("--ops", default="shrink,expand", help="comma-separated: " + ", ".join(bench.OPS))
-    parser.add_argument("--rep", type=int, default=20, help="do_bench_cudagraph rep in ms")
+    parser.add_argument("--ops", default="shrink,expand", help="comma-separated: " + ", ".join(grid.op_labels()))
+    parser.add_argument("--rep", type=int, default=20, help="ms of calls per CUDA-graph replay")
+    parser.add_argument("--grid", choices=grid.GRIDS, default="small", help="whose decode shapes")
+    parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
     args = parser.parse_args()
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
     old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
-    shapes = [s for s in bench.grid_shapes(False, False) if s.phase == "decode"]
+    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid]) if s.phase == "decode"]
     print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
           f"old = {Path(old.__file__).parent}")
     for op_name in args.ops.split(","):
-        op = bench.OPS[op_name]
+        bench_op = grid.bench_op(grid.LAYERS[args.layer], op_name)
         for layout in ("sorted", "unsorted"):
             ratios = []
             for shape in shapes:
-                case = bench.Case(new, op, shape, bench.REAL, device)
+                case = inputs.build(bench_op, shape, device)
                 info = getattr(case, layout)
-                base = None if op.is_shrink else case.base
-                outs = [case.call(m, info, None if base is None else base.clone())() for m in (new, old)]
+                outs = [case.call(m, info, case.new_base())() for m in (new, old)]
                 same = torch.equal(outs[0], outs[1])
-                times = []
-                for module in (new, old):
-                    fn = case.call(module, info, None if base is None else base.clone())
-                    times.append(bench.time_us(fn, args.rep))
+                times = [time_us(case.call(m, info, case.new_base()), args.rep) for m in (new, old)]
                 ratios.append(times[0] / times[1])
                 print(f"{op_name:<15} {layout:<8} {shape.label:<14} new {times[0]:7.2f} us  old {times[1]:7.2f} us"
                       f"  new/old {ratios[-1]:.3f}  {'bit-identical' if same else 'OUTPUTS DIFFER'}", flush=True)

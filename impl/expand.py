@@ -15,7 +15,7 @@ NUM_WARPS = 4
 W_BLOCK_ELEMENTS = 8192  # a weight block of BLOCK_K x BLOCK_N: 128 columns up to rank 64, fewer past it
 NUM_STAGES = 3  # loads of a program's next column tiles in flight while one is computed
 # column tiles per program double (up to 8) while at least this many programs remain (about 3 per SM of an
-# H100); measured (benchmarks/compare_expand_columns_h100.txt): 0.54-0.8 of one tile per program at rank 64
+# H100); measured (docs/experiments/compare_expand_columns_h100.txt): 0.54-0.8 of one tile per program at rank 64
 MIN_PROGRAMS, MAX_COLUMN_TILES = 384, 8
 
 

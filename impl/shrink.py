@@ -18,7 +18,7 @@ BLOCK_K_LONG = 128  # BLOCK_K when K > 256
 K_BLOCKS_PER_SPLIT = 4  # a split is this many BLOCK_K steps of K
 SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 # table tiles per program (each weight chunk read once for all of them) on large batches of few rows per slot;
-# measured (benchmarks/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
+# measured (docs/experiments/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
 # slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
 GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
 
@@ -224,7 +224,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     (tiles, segments_axis), segments = tile_grid(batch_info, S)
     group = tiles_per_program(batch_info, S)
     # with a tile table, tile-major on one axis: its idle tiles (at its end) run last; measured faster at
-    # 64 tokens over 64 adapters than the table's tiles side by side (benchmarks/README.md)
+    # 64 tokens over 64 adapters than the table's tiles side by side (docs/experiments/compare_table_order_h100.txt)
     grid = (
         (triton.cdiv(tiles, group) * n_tiles * splits, 1, 1)
         if tiles_of(batch_info) is not None

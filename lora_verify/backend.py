@@ -19,7 +19,7 @@ def setup() -> bool:
     if not has_cuda():
         os.environ.setdefault("TRITON_INTERPRET", "1")
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
-    if interpreting:
+    if interpreting:  # imported only now: Triton reads TRITON_INTERPRET when its modules load
         from lora_verify import interpreter
 
         interpreter.install()

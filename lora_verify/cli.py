@@ -5,7 +5,7 @@
     lora-verify replay CASE.json [--impl MODULE]                                     triage one saved case
     lora-verify matrix --sglang-release 0.4.8 ... [--impl MODULE[:LABEL]] [--out DIR]       a release matrix
     lora-verify mutants [--quick] [-j 2] [--only NAME ...]                           planted bugs (repo root)
-    lora-verify bench [--out DIR] [--quick]                                          the kernel benchmark (GPU)
+    lora-verify bench [--grid small|full] [--quick] [--out DIR]                      the kernel benchmark (GPU)
 
 Each subcommand has its own ``--help``. The backend (Triton's interpreter without CUDA) is chosen here,
 before a subcommand's module, which may load kernels, is imported.
@@ -13,12 +13,9 @@ before a subcommand's module, which may load kernels, is imported.
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
-
-import pytest
-
-from lora_verify import plugin
 
 SUBCOMMANDS = {  # name -> (module with main(argv), one-line help, whether it loads kernels)
     "run": (None, "the verification run: the properties, then the verdict table", False),
@@ -49,7 +46,12 @@ def run(argv) -> int:
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
     modules = [SUITE] if args.all else [f"{SUITE}.{m}" for m in MAIN_JOB]
-    pytest_args = ["-p", "lora_verify.plugin", "-q", "--impl", args.impl, "--case-dir", args.case_dir]
+    # this command imported lora_verify before pytest could mark it for assertion rewriting: harmless here
+    rewrite = "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"
+    pytest_args = ["-q", "-rs", "-W", rewrite, "--impl", args.impl, "--case-dir", args.case_dir]
+    if "lora_verify.plugin" not in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}:
+        pytest_args = ["-p", "lora_verify.plugin", *pytest_args]  # not installed: a checkout on the path
+    sys.path.insert(0, os.getcwd())  # as `python -m pytest` does: the module under test may sit here
     if args.sglang:
         pytest_args += ["--sglang", args.sglang]
     if args.workers != "0":
@@ -58,6 +60,8 @@ def run(argv) -> int:
         pytest_args += ["--hypothesis-profile", args.profile]
     if args.verdicts_json:
         pytest_args += ["--verdicts-json", args.verdicts_json]
+    import pytest  # here: pytest's assertion rewriting must see the plugin's modules before they are imported
+
     return int(pytest.main([*pytest_args, *args.pytest_args, "--pyargs", *modules]))
 
 
@@ -78,5 +82,5 @@ def main(argv=None) -> int:
         return run(rest)
     module, _, loads_kernels = SUBCOMMANDS[args.subcommand]
     if loads_kernels:
-        plugin.activate()
+        importlib.import_module("lora_verify.plugin").activate()
     return int(importlib.import_module(module).main(rest) or 0)

@@ -91,7 +91,7 @@ def run_row(row: Row, out: Path, args) -> Row:
     verdicts, cases = folder / "verdicts.json", folder / "failures"
     verdicts.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "lora_verify", "run", "--impl", row.impl, "--profile", args.profile,
-           "-n", str(args.workers), "--verdicts-json", str(verdicts), "--case-dir", str(cases), "--", "-rs",
+           "-n", str(args.workers), "--verdicts-json", str(verdicts), "--case-dir", str(cases), "--",
            *selecting(args.pytest_args)]
     start = time.monotonic()
     with open(folder / "log.txt", "w") as log:

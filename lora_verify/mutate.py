@@ -39,11 +39,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import Phase, settings
+
 from lora_verify.mutants import BY_NAME, MUTANTS
 
 ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
 LOGS = ROOT / ".out" / "mutants"
-COPY_IGNORE = shutil.ignore_patterns(".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry", "build", "*.egg-info"
+)
 TIMEOUT_S = 1800  # a mutant that hangs (a loop that never ends) counts as killed, by the timeout
 PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*"]
 
@@ -68,8 +72,6 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    from hypothesis import Phase, settings
-
     phases = [p for p in settings.default.phases if p not in (Phase.shrink, Phase.explain)]
     settings.register_profile("mutants", parent=settings.default, phases=phases)
     settings.load_profile("mutants")

@@ -1,0 +1,128 @@
+"""The benchmark's dry run (``lora-verify bench --dry-run --tiny``): every batch built, every implementation called
+once and checked against the float64 reference, every row ok or skipped with its reason; and the grids' plans."""
+
+import sys
+import types
+
+import pytest
+
+import impl
+from lora_verify.bench import cli, grid, peers
+from lora_verify.bench.results import derive, load
+from lora_verify.bench.tables import goals
+
+OFF = 1.03  # the planted peer's output is 3% off: far outside bf16's bound
+
+
+class Prepared(types.SimpleNamespace):
+    """The planted peer's own batch info."""
+
+
+def _planted():
+    """A module with SPEC.md's entry points that calls ours and scales the output: the check must catch it.
+    Its ``prepare`` (a copy of the batch info) is what its entry points get; it claims the sorted layout only."""
+    module = types.ModuleType("bench_planted_peer")
+    module.prepare = lambda batch_info, num_rows: Prepared(**vars(batch_info))
+    module.PROFILE = {"name": "planted", "layouts": ("sorted",), "why": {"unsorted": "planted on sorted only"}}
+
+    def wrap(entry):
+        def call(x, w, batch_info, *args, **kwargs):
+            assert isinstance(batch_info, Prepared)
+            return getattr(impl, entry)(x, w, impl.LoRABatchInfo(**vars(batch_info)), *args, **kwargs).mul_(OFF)
+
+        return call
+
+    for op in grid.layer_ops(grid.TINY):
+        setattr(module, op.op.entry, wrap(op.op.entry))
+    return module
+
+
+def test_dry_run_tiny(tmp_path):
+    """One dry run (under xdist a module fixture could run it on each worker): its rows, then its files."""
+    sys.modules["bench_planted_peer"] = _planted()
+    try:
+        args = ["--dry-run", "--tiny", "--quick", "--peer", "planted=bench_planted_peer", "--out", str(tmp_path)]
+        assert cli.main(args) == 0
+    finally:
+        del sys.modules["bench_planted_peer"]
+    (json_path,) = tmp_path.glob("*.json")
+    rows, _ = load(json_path)
+    check_rows(rows)
+    check_every_row_present(rows)
+    check_from_json(json_path, rows)
+    check_timed_tables(json_path, tmp_path / "timed")
+
+
+def check_rows(rows):
+    """Every row ok or skipped with its reason; the planted peer's rows outside their bound; ours within."""
+    planted = [r for r in rows if r.impl == "planted sorted" and r.op != "routing"]
+    assert planted and all(r.status == "wrong" and r.err_bound > 1 for r in planted)
+    unclaimed = [r for r in rows if r.impl == "planted unsorted"]
+    assert unclaimed and all(r.status == "skipped" and r.note.startswith("not claimed: unsorted") for r in unclaimed)
+    others = [r for r in rows if not r.impl.startswith("planted")]
+    bad = [(r.op, r.impl, r.label, r.status, r.note) for r in others if r.status not in ("ok", "skipped")]
+    assert not bad
+    assert all(r.note for r in others if r.status == "skipped")
+    checked = [r for r in others if r.status == "ok" and r.kind not in ("floor", "routing")]
+    assert checked and all(r.err_bound is not None and r.err_bound <= 1 and r.checked_rows for r in checked)
+
+
+def check_every_row_present(rows):
+    names = [c.name for c in peers.contenders(peers=None)] + ["planted sorted", "planted unsorted"]
+    shapes = grid.shapes(grid.GRIDS["small"], quick=True, tiny=True)
+    have = {(r.op, r.label, r.impl) for r in rows}
+    for label in grid.op_labels():
+        for shape in shapes:
+            for name in names:
+                if name != "cuBLAS dense" or shape.adapters == 1:
+                    assert (label, shape.label, name) in have
+    for name in ("ours sorted", "ours unsorted", "empty kernel", "torch gather+bmm"):
+        assert all(r.status == "ok" for r in rows if r.impl == name)
+    routed = {(r.impl, r.label) for r in rows if r.op == "routing" and r.status == "ok"}
+    assert routed == {(name, s.batch) for s in shapes for name in ("ours sorted", "planted sorted")}
+
+
+def check_from_json(json_path, rows):
+    md = json_path.with_suffix(".md")
+    md.unlink()
+    assert cli.main(["--from-json", str(json_path)]) == 0
+    assert md.read_text().startswith("# LoRA kernel benchmark: ")
+    assert load(json_path)[0] == rows
+
+
+def test_grids():
+    small = cli.plan(cli.parse_args([]))
+    full = cli.plan(cli.parse_args(["--grid", "full"]))
+    assert (len(small[0]), len(small[1])) == (7 * 21, 12)
+    assert len(full[0]) == 2 * 7 * 42
+    shapes = {s for _, _, s in full[0]}
+    assert {s.rank for s in shapes} == {8, 16, 64, 128}
+    assert max(s.tokens for s in shapes if s.phase == "prefill") == 8192
+    assert {(layer.name, b.label) for layer, b, _ in full[0]} >= {("70b", "down_shrink"), ("8b", "down_shrink")}
+    down = next(b for layer, b, _ in full[0] if layer.name == "70b" and b.label == "down_shrink")
+    assert down.dims.k == 28672
+    assert grid.select_ops("qkv,down") == ["qkv_shrink", "down_shrink", "qkv_expand"]
+
+
+def check_timed_tables(json_path, out):
+    """Times put on the dry run's rows: the ratios, the goals and the files follow from them."""
+    rows, meta = load(json_path)
+    fake = {"empty kernel": 1.0, "ours sorted": 2.0, "ours unsorted": 3.0, "torch gather+bmm": 4.0}
+    fake["cuBLAS dense"] = 1.5
+    for r in rows:
+        r.time_us = 12.0 if r.op == "routing" else fake.get(r.impl, 5.0 if r.status == "ok" else None)
+    derive(rows, copy_gbps=1000.0, floor_us=1.0)
+    ours = [r for r in rows if r.impl == "ours sorted" and r.op != "routing"]
+    assert all(r.x_best_peer == 0.5 and r.x_floor == 2.0 for r in ours)
+    assert all(r.x_cublas == pytest.approx(2.0 / 1.5) for r in ours if r.adapters == 1)
+    assert all(r.x_cublas is None for r in ours if r.adapters > 1)
+    text = "\n".join(goals(rows))
+    one_adapter = sum(1 for s in grid.shapes(grid.GRIDS["small"], quick=True, tiny=True) if s.adapters == 1)
+    for label in grid.op_labels():
+        assert f"| tiny | {label} | 3 | 2.00 | 2.00 " in text
+        assert "| 0 | 0.75 " in text and f"| {one_adapter}: " in text
+    assert "ours routing, decode: worst 12.0 us" in text and "2 of 2 batches over it" in text
+    meta["elapsed_s"] = 0.0
+    notes = cli.write_outputs(out, "results", rows, meta)
+    assert "## Goals (issue 22)" in (out / "results.md").read_text()
+    assert (out / "results.png").exists() or any(n.startswith("plot skipped") for n in notes)
