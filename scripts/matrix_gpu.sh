@@ -4,7 +4,7 @@
 # then unmodified 0.5.23 at the gpu profile. Usage, from the repository root:
 #
 #   scripts/matrix_gpu.sh OUTDIR [VERSION ...]      # default: the CPU matrix's releases (docs/releases/)
-#   STEPS="matrix gpu offsets replay" (the default: all four, about 5 + 3 + 1.5 + 2 minutes)
+#   STEPS="matrix gpu offsets replay" (the default: all four, about 5-8 + 3 + 2 + 3 minutes)
 #
 # 1. lora-verify matrix, ci profile (graph replay included: it needs CUDA), rows 4 at a time with 4 xdist workers
 #    each (16 cores; Triton compiles each kernel generation once into its on-disk cache), at most ROW_TIMEOUT s
@@ -12,8 +12,8 @@
 # 2. 0.5.23 alone at the gpu profile (1,000 examples a property), 16 workers: OUTDIR/sglang-0.5.23-gpu.{log,json}
 #    and its failing cases in OUTDIR/sglang-0.5.23-gpu-failures/.
 # 3. Rows past 2^31 elements (lora_verify/suite/test_large_offsets.py, 4 GiB tensors) on 0.5.10 (row offsets in
-#    int32) and 0.5.11 (int64), one process per test (a faulting kernel poisons its CUDA context):
-#    OUTDIR/large-offsets-<version>-<test>.log.
+#    int32) and 0.5.11 (int64), per-sequence, one process per operation (a faulting kernel poisons its CUDA
+#    context): OUTDIR/large-offsets-<version>-<op>.log.
 # 4. Each closeness case the CPU matrix saved (docs/releases/cpu/sglang-<v>/failures/), replayed compiled with
 #    that release: every property on the same batch, graph replay included, and its minimised batch:
 #    OUTDIR/replay/<v>-<case>.log (the CPU and GPU verdicts of one batch, side by side with the CPU's case).
@@ -46,10 +46,10 @@ echo "0.5.23, gpu profile: exit $? after $(( $(date +%s) - start )) s"; tail -3 
 fi
 if step offsets; then
 for v in 0.5.10 0.5.11; do
-  for t in test_shrink_reads_rows_past_int32 test_expand_writes_rows_past_int32; do
+  for op in sgemm_lora_a_fwd sgemm_lora_b_fwd qkv_lora_b_fwd gate_up_lora_b_fwd; do
     timeout 120 python3 -m pytest -q --impl lora_verify.adapters.sglang --sglang ".carry/sglang/$v" \
-      --pyargs lora_verify.suite.test_large_offsets -k "$t and unsorted" >"$out/large-offsets-$v-$t.log" 2>&1
-    echo "large offsets, $v, $t: exit $?"; tail -1 "$out/large-offsets-$v-$t.log"
+      --pyargs lora_verify.suite.test_large_offsets -k "$op and unsorted" >"$out/large-offsets-$v-$op.log" 2>&1
+    echo "large offsets, $v, $op: exit $?"; tail -1 "$out/large-offsets-$v-$op.log"
   done
 done
 fi
