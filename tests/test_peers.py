@@ -222,6 +222,21 @@ def test_vllm_launches_stay_bounds_checked(op, device, monkeypatch):
         run(module, fixed_case(op, device, True), "unsorted")
 
 
+def test_csgmv_needs_its_chunks(device):
+    """Why the adapter chunks: csgmv covers ``max_len`` rows of a segment, and a longer one's extra rows are
+    silently left out (sglang's own batches are always chunked). A 17-row segment under ``max_len`` 16: the
+    17th row keeps ``base``; chunked (the adapter), it does not."""
+    module = adapter("sglang_csgmv")
+    op = OPS[1]
+    case = fixed_case(op, device, False, (Slot(2, 1.0),), (Seq(17, 0),), 2)
+    info = module.ChunkedBatchInfo(case.batch_info, 17)
+    info.seg_indptr, info.weight_indices, info.num_segments = info.seg_indptr[[0, -1]], info.weight_indices[:1], 1
+    base = case.base.clone()
+    out = module.EXPAND(case.x, case.w, info, batch.device_offsets((0, 40), device), 40, base.clone())
+    assert torch.equal(out[16], base[16]) and not torch.equal(out[:16], base[:16])
+    assert not torch.equal(run(module, case.fresh(), "unsorted")[16], base[16])
+
+
 def test_sorted_chunks_keep_our_permutation(device):
     """In the sorted layout csgmv reads our permutation as it is: sglang's own order (tokens stably by slot)."""
     op = OPS[0]
