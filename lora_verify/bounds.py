@@ -36,8 +36,22 @@ rounding changes ``L`` by at most ``u |L| + h`` (``h`` half the output's subnorm
 change enters the fp32 sum before step 4, so the bound gains ``(1 + u) * (u * (lora_mag + fp32_err) + h)``
 for each such rounding, and nothing more: a kernel off by more than its declared rounding still fails.
 A shrink has no base: rounding the LoRA term first is its only rounding, and the model adds nothing.
+
+"folded_scaling" (vLLM): the scaling is folded into the expand's weights beforehand, as vLLM does when
+it loads an adapter (``B' = s * B`` computed in fp32 and rounded to the weights' dtype), and the kernel
+then rounds the LoRA term first, as "lora_first". Each folded weight is off by at most
+``|B'_k - s B_k| <= 2^-24 |s B_k| + 2^-150`` (the fp32 product, its subnormal spacing included) plus
+``u |fl32(s B_k)| + h`` (the rounding to the weights' dtype), so by at most ``(u + 2^-23) |s B_k| + h + 2^-149``
+(``u * 2^-24 <= 2^-24`` and ``(1 + u) 2^-150 <= 2^-149``). Over the products that is an operand error
+``W = (u + 2^-23) * lora_mag + (h + 2^-149) * xsum``, with ``xsum = sum_k |x_k|`` over the cell's rank: the
+second term, where a subnormal ``s B_k`` loses its relative precision, is not a multiple of ``lora_mag``.
+Steps 1-3 then run on ``x`` and ``B'``, whose magnitude ``sum_k |x_k| |B'_k|`` is at most ``lora_mag + W``:
+``fp32_err`` is taken over ``mag + W``, the LoRA term in fp32 is off by at most ``W + fp32_err``, and its
+first rounding by ``u (lora_mag + W + fp32_err) + h``. So the bound gains ``(1 + u) W`` beside the fp32
+error, and the "lora_first" term is taken with ``lora_mag + W``.
 """
 
+import dataclasses
 from typing import Optional
 
 import torch
@@ -47,7 +61,9 @@ INPUT_ROUNDOFF = {torch.bfloat16: 0.0, torch.float16: 0.0, torch.float32: 2.0**-
 HALF_SUBNORMAL_SPACING = {torch.bfloat16: 2.0**-134, torch.float16: 2.0**-25, torch.float32: 2.0**-150}
 FP32_STEP = 2.0**-23
 FP32_TINY = 2.0**-126
-EXTRA_ROUNDINGS = {"once": 0, "lora_first": 1}  # rounding model -> roundings of the LoRA term before the last
+# rounding model -> roundings of the LoRA term before the last
+EXTRA_ROUNDINGS = {"once": 0, "lora_first": 1, "folded_scaling": 1}
+FOLDED_SCALING = ("folded_scaling",)  # models whose expand weights are s * B, rounded, before the products
 
 
 def error_bound(
@@ -58,18 +74,30 @@ def error_bound(
     dtype,
     lora_mag: Optional[torch.Tensor] = None,
     extra_roundings: int = 0,
+    operand_err=0.0,
 ) -> torch.Tensor:
     """Largest ``|kernel - ref|`` that rounding allows per cell (see the module docstring).
 
-    ``extra_roundings`` of the LoRA term (magnitude ``lora_mag``) before the last rounding add their term.
+    ``extra_roundings`` of the LoRA term (magnitude ``lora_mag``) before the last rounding add their term;
+    ``operand_err`` is ``W`` of a model that rounds an operand of the products ("folded_scaling").
     """
     u, h = UNIT_ROUNDOFF[dtype], HALF_SUBNORMAL_SPACING[dtype]
     products = 3 * INPUT_ROUNDOFF[dtype] + (n_terms + 2) * FP32_STEP
-    fp32_err = products * mag + (n_terms + 3) * FP32_TINY * (1 + max_abs_scaling)
-    bound = u * ref.abs() + (1 + u) * fp32_err + h
+    fp32_err = products * (mag + operand_err) + (n_terms + 3) * FP32_TINY * (1 + max_abs_scaling)
+    bound = u * ref.abs() + (1 + u) * (fp32_err + operand_err) + h
     for _ in range(extra_roundings):
-        bound = bound + (1 + u) * (u * (lora_mag + fp32_err) + h)
+        bound = bound + (1 + u) * (u * (lora_mag + operand_err + fp32_err) + h)
     return bound
+
+
+def folded_scaling_err(case, lora_mag) -> torch.Tensor:
+    """``W`` of "folded_scaling" for an expand case (see the module docstring)."""
+    op, dtype = case.op, case.x.dtype
+    u, h = UNIT_ROUNDOFF[dtype], HALF_SUBNORMAL_SPACING[dtype]
+    x_abs = torch.nan_to_num(case.x.abs(), nan=0.0)
+    unit = dataclasses.replace(case.batch_info, scalings=torch.ones_like(case.batch_info.scalings))
+    xsum, _ = op.call(op.reference, x_abs, torch.ones_like(case.w), unit, case.batch.dims, None, case.offsets)
+    return (u + FP32_STEP) * lora_mag + (h + 2.0**-149) * xsum
 
 
 def case_bound(case, ref, mag, base_before, rounding: str = "once") -> torch.Tensor:
@@ -80,6 +108,7 @@ def case_bound(case, ref, mag, base_before, rounding: str = "once") -> torch.Ten
     if extra:
         lora_mag = mag - base_before.abs().double().cpu() if base_before is not None else mag
         lora_mag = lora_mag.clamp(min=0)
+    operand_err = folded_scaling_err(case, lora_mag) if op.in_place and rounding in FOLDED_SCALING else 0.0
     max_scaling = float(case.batch_info.scalings.abs().max()) if case.batch_info.scalings.numel() else 0.0
     n_terms = op.n_terms(batch.dims, batch.max_rank)
-    return error_bound(ref, mag, n_terms, max_scaling, case.x.dtype, lora_mag, extra)
+    return error_bound(ref, mag, n_terms, max_scaling, case.x.dtype, lora_mag, extra, operand_err)

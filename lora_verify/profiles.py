@@ -30,7 +30,7 @@ class Profile:
     batch_invariant: bool = True  # a token's output does not depend on its batch-mates
     graph_capture: bool = True  # calls can be captured in a CUDA graph and replayed over new batches
     input_errors: bool = True  # bad input raises impl.LoRAInputError naming the argument, and writes nothing
-    rounding: str = "once"  # lora_verify.bounds.EXTRA_ROUNDINGS: "once" (SPEC.md) or "lora_first"
+    rounding: str = "once"  # lora_verify.bounds.EXTRA_ROUNDINGS: "once" (SPEC.md), "lora_first", "folded_scaling"
     why: dict = field(default_factory=dict)  # claim (a CLAIMS name, a layout, "dtypes", "strided_x") -> reason
 
     def __post_init__(self):

@@ -11,14 +11,16 @@ neighbouring allocation still counts as out of ``x``. Each store is also recorde
 program; two programs of one launch storing to one element is a race (the
 kernels use no atomics), which sequential interpretation would hide.
 Violations raise :class:`MemoryViolation` naming the kernel, the argument,
-the program id and the offending element offsets.
+the program id and the offending element offsets. A kernel that reads its
+operands' addresses from a pointer table (vLLM's per-slice weights) reaches
+tensors that are no argument: :func:`reachable` names them.
 """
 
 from contextlib import contextmanager
 
 import numpy as np
 
-_state = {"on": True, "launch": None}
+_state = {"on": True, "launch": None, "reachable": ()}
 _ORIGIN = "lora_origin"  # TensorHandle attr: data_ptr of the argument a pointer came from
 
 
@@ -57,7 +59,8 @@ class _View:
 class _Launch:
     def __init__(self, kernel, args):
         self.kernel = kernel
-        self.views = [_View(name, t) for name, t in args.items() if hasattr(t, "data_ptr") and t.numel() > 0]
+        tensors = [*args.items(), *(("reachable", t) for t in _state["reachable"])]
+        self.views = [_View(name, t) for name, t in tensors if hasattr(t, "data_ptr") and t.numel() > 0]
         self.writer = {}  # element address -> program id that stored it
 
     def check(self, kind, ptrs, mask, program):
@@ -148,6 +151,16 @@ def install():
     builder.create_masked_load = checked_load
     builder.create_masked_store = checked_store
     interp.GridExecutor._bounds_checked = True
+
+
+@contextmanager
+def reachable(*tensors):
+    """Launches inside may also address ``tensors`` (besides their arguments), for the duration."""
+    outer, _state["reachable"] = _state["reachable"], (*_state["reachable"], *tensors)
+    try:
+        yield
+    finally:
+        _state["reachable"] = outer
 
 
 @contextmanager
