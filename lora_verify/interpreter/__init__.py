@@ -2,12 +2,14 @@
 
 ``bf16``: bfloat16 arithmetic on values, not on the raw bits the interpreter stores. ``bounds``: every
 load and store must stay inside the tensor argument its pointer came from, and no two programs of a
-launch may store to one element. :func:`install` turns both on (idempotent).
+launch may store to one element. ``patching``: ``triton.language`` patched once per launch, not on every
+device-function call (the same results, faster). :func:`install` turns all on (idempotent).
 """
 
-from lora_verify.interpreter import bf16, bounds
+from lora_verify.interpreter import bf16, bounds, patching
 
 
 def install() -> None:
     bf16.install()
     bounds.install()
+    patching.install()
