@@ -141,7 +141,8 @@ def _fault(case_dir, record: dict, tally, note: str, counted: bool) -> Path:
 @contextmanager
 def guarded(case_dir, record: dict, tally, device):
     """One example's check, made survivable: saved in flight before it runs; a crash or a hang saved as a
-    fault case, counted, and the process ended before hypothesis can shrink it (see the module docstring)."""
+    fault case, counted, and the process ended before hypothesis can shrink it (see the module docstring).
+    Inside any case-saving context of ordinary failures, so that a crash is saved once, as a crash."""
     _write_inflight(record)
     seconds = limit_s(device)
 
@@ -163,8 +164,9 @@ def guarded(case_dir, record: dict, tally, device):
         import pytest
 
         pytest.exit(f"the device died on an example (case: {path}); no later example could run", returncode=1)
-    finally:
+    finally:  # the example ended (passed, failed or was interrupted): nothing is in flight
         WATCHDOG.disarm()
+        _clear_inflight()
 
 
 @contextmanager

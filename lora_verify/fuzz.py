@@ -170,7 +170,7 @@ def main(argv=None):
         print(f"case: {path}")
     steady = running[0] / running[1] if running[1] else 0.0
     # compiles excluded: each worker's compile seconds taken out of the window (an upper estimate of the loss)
-    uncompiled = running[1] - running[2] / int(workers)
+    uncompiled = running[1] - running[2] / (int(workers) if workers.isdigit() else os.cpu_count() or 1)
     warm = running[0] / uncompiled if uncompiled > 0 else 0.0
     with open(args.report, "w") as f:
         report = {"rows": rows, "devices": total.devices, "batches": total.batches, "seconds": seconds}

@@ -71,6 +71,7 @@ def pytest_configure(config):
     if config.getini("lora_verify_activate"):
         activate(config)
     config._lora_tally = tally = Tally()
+    config._lora_merged = set()  # the workers whose tallies are merged
     # every test process keeps its tally in a progress file, so that a worker that dies (lora_verify.faults) loses
     # nothing it found: the xdist controller (or lora-verify fuzz, which sets LORA_PROGRESS) merges the file
     worker = getattr(config, "workerinput", None)
@@ -191,7 +192,10 @@ def pytest_unconfigure(config):
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
 def pytest_testnodedown(node, error):
-    tally = node.config._lora_tally
+    tally, merged = node.config._lora_tally, node.config._lora_merged
+    if node.gateway.id in merged:  # xdist reports an interrupted worker down twice
+        return
+    merged.add(node.gateway.id)
     dumped = getattr(node, "workeroutput", {}).get(_KEY)
     if dumped:
         tally.merge(dumped)
@@ -203,7 +207,11 @@ def pytest_testnodedown(node, error):
         progress = Path(f"{prefix}.{worker}")
         if progress.exists():
             tally.merge(progress.read_text())
-        faults.recover(f"{prefix}-inflight.{worker}", node.config.getoption("--case-dir"), tally, error)
+        recovered = Tally()
+        recovered.progress = None  # written once, below
+        if faults.recover(f"{prefix}-inflight.{worker}", node.config.getoption("--case-dir"), recovered, error):
+            tally.merge(recovered.dump())
+            Path(f"{prefix}.{worker}-died").write_text(recovered.dump())  # for lora-verify fuzz, which reads the files
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -56,6 +56,6 @@ def test_property(op, prop_name, layout, impl_module, profile, device, verdicts,
         case = materialize(batch, op, device, strided_x=profile.strided_x)
         params = data.draw(prop.params(case), label="params") if prop.params else {}
         record = case_record(op.name, layout, prop_name, batch, params, impl_module.__name__, device, "in flight")
-        with guarded(case_dir, record, verdicts, device):  # a crash or hang of the kernel: saved, counted, survived
-            with saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device):
+        with saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device):
+            with guarded(case_dir, record, verdicts, device):  # a crash or hang of the kernel: saved, counted, survived
                 prop.check(impl_module, case, layout, verdicts, profile, **params)
