@@ -118,7 +118,8 @@ def main(argv=None):
         with open(args.log, "a") as log:
             log.write(f"==== round {round_no} ({examples} examples a test): {' '.join(cmd)}\n")
             log.flush()
-            child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # its own process group: the time box's SIGINT reaches every worker, which ends its example at once
+            child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         first = last = None  # (time, batches) of the round's first and last sample with checked batches
         try:
             while child.poll() is None:
@@ -138,15 +139,15 @@ def main(argv=None):
                     flush=True,
                 )
                 if now >= deadline:
-                    child.send_signal(signal.SIGINT)
+                    os.killpg(child.pid, signal.SIGINT)
                     break
         except KeyboardInterrupt:
             stopped = True
-            child.send_signal(signal.SIGINT)
+            os.killpg(child.pid, signal.SIGINT)
         try:
             child.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)
         round_tally = _tally(prefix)
         total.merge(round_tally.dump())
         total.batches += round_tally.batches
