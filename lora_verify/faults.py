@@ -18,9 +18,10 @@ A run with pytest-xdist workers (``-n N``; ``lora-verify fuzz`` always has them)
 
 Without xdist a crash ends the session (``pytest.exit``) with the verdict table; a hang ends the process.
 A fault case is ``<op>__<layout>__<property>__<crash|hang>_<batch digest>.json``: each faulting batch once,
-never over the shrunk case of an ordinary failure. On CPU the interpreter's bounds layer raises
-``MemoryViolation`` before a stray access happens, so an out-of-bounds read is an ordinary failure there
-(shrunk as usual); a hang is a hang on both.
+never over the shrunk case of an ordinary failure. On CPU the interpreter's bounds layer stops a stray
+access before it happens: one far from every allocation of the launch (``IllegalAddress``: an illegal
+address on a GPU) is a crash here too, so that a CPU run rehearses the GPU's; a nearer one
+(``MemoryViolation``: silent on a GPU) is an ordinary failure, shrunk as usual; a hang is a hang on both.
 """
 
 import hashlib
@@ -62,6 +63,23 @@ def device_works(device) -> bool:
         return float(torch.ones(1, device=device).add_(1).cpu()) == 2.0
     except Exception:
         return False
+
+
+def _killing(exc: BaseException) -> Optional[BaseException]:
+    """The exception in ``exc``'s chain that stands for a dead device on the interpreter (``kills_device``:
+    lora_verify.interpreter.bounds.IllegalAddress), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if getattr(type(exc), "kills_device", False):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _named(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def fault_path(case_dir, record: dict, kind: str) -> Path:
@@ -155,10 +173,10 @@ def guarded(case_dir, record: dict, tally, device):
         yield
     except Exception as exc:
         WATCHDOG.disarm()
-        if device_works(device):
+        fatal = _killing(exc)
+        if fatal is None and device_works(device):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        path = _fault(case_dir, record, tally, f"crash: {type(exc).__name__}: {message}"[:500], counted=True)
+        path = _fault(case_dir, record, tally, f"crash: {_named(fatal or exc)}"[:500], counted=True)
         if _state["worker"]:
             os._exit(FAULT_EXIT)
         import pytest
@@ -183,8 +201,8 @@ def ended_on_fault(device, out=sys.stdout):
     try:
         yield
     except Exception as exc:
-        if not device_works(device):
-            end(f"crash: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        if not device_works(device):  # an IllegalAddress of the interpreter leaves the CPU working: triage goes on
+            end(f"crash: {_named(exc)}")
         raise
     finally:
         WATCHDOG.disarm()

@@ -145,7 +145,7 @@ def main(argv=None):
             stopped = True
             os.killpg(child.pid, signal.SIGINT)
         try:
-            child.wait(timeout=60)
+            child.wait(timeout=10)  # then killed: the progress files hold its tally to within a second
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
         round_tally = _tally(prefix)

@@ -31,13 +31,15 @@ BY_NAME['$run'].apply(Path('.'))")
   (cd "$tree" && LORA_WATCHDOG_S=$watchdog LORA_FUZZ_DB="$work/db_$run" python3 -m lora_verify fuzz \
     --minutes "$minutes" -n "$n" --case-dir "$out/cases_$run" --report "$out/$run.json" --log "$out/rounds_$run.log" \
     -- "${select[@]}" >"$out/$run.log" 2>&1)
-  echo "== $run: exit $?; $(ls "$out/cases_$run" 2>/dev/null | wc -l) case files; workers replaced: \
-$(grep -c "replacing crashed worker" "$out/rounds_$run.log")"
+  rc=$?
+  echo "== $run: exit $rc; $(ls "$out/cases_$run" 2>/dev/null | wc -l) case files; workers lost and replaced: \
+$(grep -c "node down" "$out/rounds_$run.log")"
   tr '\r' '\n' <"$out/$run.log" | grep -E 'FAIL|    (crash|hang):|batches in'
   case=$(ls "$out"/cases_$run/*.json 2>/dev/null | head -1)
   if [ "$run" != clean ] && [ -n "$case" ]; then
     (cd "$tree" && LORA_WATCHDOG_S=$watchdog timeout 900 python3 -m lora_verify replay "$case") \
       >"$out/replay_$run.log" 2>&1
-    echo "   replay of $(basename "$case"): exit $?; $(grep -E '^(crash|hang):|FAILS|holds' "$out/replay_$run.log" | head -2 | tr '\n' ' ')"
+    rc=$?
+    echo "   replay of $(basename "$case"): exit $rc; $(grep -E '^(crash|hang):|FAILS|holds' "$out/replay_$run.log" | head -2 | tr '\n' ' ')"
   fi
 done

@@ -78,3 +78,22 @@ def test_crash_hang_and_death_are_saved_counted_and_survived(tmp_path):
     assert (rows["still checked"]["examples"], rows["still checked"]["failures"]) == (1, 0), out
     assert len(list(cases.iterdir())) == 3, sorted(cases.iterdir())
     assert "3 failed, 1 passed" in out, out
+
+
+def test_an_illegal_address_of_the_interpreter_counts_as_a_dead_device():
+    """The interpreter's IllegalAddress (an access far from every allocation) is found through the errors that
+    wrap it; a plain MemoryViolation (silent on a GPU) is not a fault."""
+    from lora_verify import faults
+    from lora_verify.interpreter.bounds import IllegalAddress, MemoryViolation
+
+    def raised(inner):
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise RuntimeError("InterpreterError(...)") from e
+        except Exception as outer:
+            return outer
+
+    assert isinstance(faults._killing(raised(IllegalAddress("load 64 GiB past 'x'"))), IllegalAddress)
+    assert faults._killing(raised(MemoryViolation("load one past 'x'"))) is None
