@@ -1,12 +1,12 @@
 """The property suite's own host cost per checked batch, with the kernels and the reference stubbed out.
 
-    python benchmarks/host_ceiling.py [--examples 100] [--bundle 1] [--reference null|loops] [-k EXPR]
+    python benchmarks/host_ceiling.py [--examples 100] [--bundle 1] [-k EXPR]
 
 Runs ``lora_verify/suite/test_properties.py`` in this process (no xdist) against a null implementation of
 SPEC.md's four entry points (defined here: it returns zeros or the base untouched, and routing's tile-table
-kernel is replaced by zeros), with a null float64 reference (zeros or the base, every cell defined) unless
-``--reference loops``: every property then holds, and what is left is hypothesis, materialising the
-batches, the layouts' batch infos and the properties' own work. It prints the checked batches, the CPU
+kernel is replaced by zeros), with a null float64 reference (zeros or the base, every cell defined): every
+property then holds, and what is left is hypothesis, materialising the batches, the layouts' batch infos
+and the properties' own work. It prints the checked batches, the CPU
 seconds of this process and their ratio: the most batches per second one worker's core could check
 whatever the kernels and the reference cost (on CPU tensors; a GPU adds its launches and copies).
 """
@@ -64,7 +64,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100, help="hypothesis examples per test")
     parser.add_argument("--bundle", type=int, default=1, help="batches per example, up to (LORA_BUNDLE)")
-    parser.add_argument("--reference", choices=("null", "loops"), default="null")
     parser.add_argument("-k", default="", help="pytest -k expression (default: every property test)")
     args = parser.parse_args(argv)
     os.environ.update(TRITON_INTERPRET="1", HYPOTHESIS_PROFILE="fuzz", LORA_FUZZ_EXAMPLES=str(args.examples),
@@ -77,9 +76,8 @@ def main(argv=None):
     from lora_verify.ops import OPS
 
     impl.routing.tile_table = null_tile_table
-    if args.reference == "null":
-        for op in OPS:
-            object.__setattr__(op, "reference", null_reference)
+    for op in OPS:
+        object.__setattr__(op, "reference", null_reference)
     counter, cases = Counter(), tempfile.mkdtemp(prefix="host-ceiling-cases-")
     wall, cpu = time.perf_counter(), time.process_time()
     code = pytest.main(
@@ -89,7 +87,7 @@ def main(argv=None):
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n = counter.batches
-    print(f"{n} batches (bundles of up to {args.bundle}, reference {args.reference}): {cpu:.1f} CPU s, {wall:.1f} s; "
+    print(f"{n} batches (bundles of up to {args.bundle}): {cpu:.1f} CPU s, {wall:.1f} s; "
           f"{1000 * cpu / n:.2f} CPU ms per batch: at most {n / cpu:.0f} batches/s per core")
     return code
 
