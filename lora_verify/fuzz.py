@@ -106,6 +106,8 @@ def main(argv=None):
             "lora_verify.plugin",
             "-n",
             workers,
+            "--maxschedchunk",
+            "1",  # one test at a time per worker, longest first (the plugin's order): they end together
             "--max-worker-restart",
             "100000",  # a worker lost to a crash or hang of the implementation is replaced, however often
             "--impl",
