@@ -106,7 +106,7 @@ def case_bound(case, ref, mag, base_before, rounding: str = "once") -> torch.Ten
     extra = EXTRA_ROUNDINGS[rounding] if op.in_place else 0
     lora_mag = None
     if extra:
-        lora_mag = mag - base_before.abs().double().cpu() if base_before is not None else mag
+        lora_mag = mag - base_before.abs().to(mag.device, torch.float64) if base_before is not None else mag
         lora_mag = lora_mag.clamp(min=0)
     operand_err = folded_scaling_err(case, lora_mag) if op.in_place and rounding in FOLDED_SCALING else 0.0
     max_scaling = float(case.batch_info.scalings.abs().max()) if case.batch_info.scalings.numel() else 0.0

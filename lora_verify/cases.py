@@ -18,7 +18,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import triton
 
 from lora_verify.strategies import Batch, Dims, Seq, Slot, Values
 
@@ -37,6 +36,8 @@ def batch_from_dict(d: dict) -> Batch:
 
 
 def case_record(op, layout, prop, batch, params, impl_name, device, error="") -> dict:
+    import triton  # here: importing triton before lora_verify.backend chose the interpreter would fix the choice
+
     return {
         "op": op,
         "layout": layout,
@@ -55,8 +56,9 @@ def case_path(directory, op, layout, prop) -> Path:
     return Path(directory) / f"{op}__{layout}__{slug}.json"
 
 
-def save(directory, record: dict) -> Path:
-    path = case_path(directory, record["op"], record["layout"], record["property"])
+def save(directory, record: dict, path=None) -> Path:
+    """Writes ``record`` to ``path`` (default: its operation, layout and property under ``directory``)."""
+    path = Path(path or case_path(directory, record["op"], record["layout"], record["property"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path

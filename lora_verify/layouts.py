@@ -8,6 +8,10 @@ as it does on large batches only: ``GROUPING``).
 
 import contextlib
 import dataclasses
+import importlib
+import os
+import weakref
+from functools import lru_cache
 from typing import Optional
 
 import torch
@@ -16,19 +20,40 @@ import impl
 from lora_verify.inputs import Case, poison_batch_info
 
 LAYOUTS = ["unsorted", "sorted"]
+# The float64 reference. Each op's OpInfo.reference (reference/loops.py: loops on the CPU) is the oracle; for
+# inputs on a GPU, the functions of the same names in DEVICE_REFERENCE (a module of reference/ with the loops'
+# signatures and results, computing on the inputs' device) serve instead when that module exists ("" or
+# LORA_DEVICE_REFERENCE= : the loops everywhere). One switch: nothing else chooses a reference.
+DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised")
 # what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
 # shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
 GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}
+
+
+_routed = {}  # id of a per-sequence batch info -> (rows, impl's routing of it)
+
+
+def sorted_layout(case: Case):
+    """impl's sorted layout of the case's batch, routed once per batch info: the sorted, lookup and grouped
+    layouts of one batch, and a second call on it, share it (each still gets its own poisoned copy)."""
+    bi, rows = case.batch_info, case.x.shape[0]
+    key = id(bi)
+    hit = _routed.get(key)
+    if hit is None or hit[0] != rows:
+        if hit is None:
+            weakref.finalize(bi, _routed.pop, key, None)
+        hit = _routed[key] = (rows, impl.sort_by_adapter(bi, rows))
+    return hit[1]
 
 
 def layout_info(case: Case, layout: str):
     """The batch info of ``layout``: "unsorted", "sorted", "lookup" or "grouped" (see the module docstring)."""
     if layout == "unsorted":
         return case.batch_info
-    routed = impl.sort_by_adapter(case.batch_info, case.x.shape[0])
+    info = sorted_layout(case)
     if layout == "lookup":
-        routed = dataclasses.replace(routed, tiles=None)
-    return poison_batch_info(routed)
+        info = dataclasses.replace(info, tiles=None)
+    return poison_batch_info(info)
 
 
 @contextlib.contextmanager
@@ -57,13 +82,36 @@ def run(module, case: Case, layout: str) -> torch.Tensor:
         return call(module, case, layout_info(case, layout), base=case.base)
 
 
+@lru_cache(maxsize=None)
+def _device_reference(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def reference_of(op, device: torch.device):
+    """The reference function for ``op`` on inputs on ``device`` (see ``DEVICE_REFERENCE``)."""
+    module = _device_reference(DEVICE_REFERENCE) if DEVICE_REFERENCE and device.type == "cuda" else None
+    return getattr(module, op.reference.__name__) if module is not None else op.reference
+
+
+def defined_cells(case: Case) -> torch.Tensor:
+    """The cells of the output the contract defines (from the reference), on the reference's device."""
+    op = case.op
+    return op.call(reference_of(op, case.x.device), case.x, case.w, case.batch_info, case.batch.dims, None,
+                   case.offsets)[1]
+
+
 def run_reference(case: Case, base_before: Optional[torch.Tensor]):
-    """(ref, defined, mag): the float64 value, the cells the contract defines, and the |.| magnitude."""
+    """(ref, defined, mag): the float64 value, the cells the contract defines, and the |.| magnitude, on the
+    reference's device (the CPU for the loops)."""
     op, bi, d = case.op, case.batch_info, case.batch.dims
-    ref, defined = op.call(op.reference, case.x, case.w, bi, d, base_before, case.offsets)
+    reference = reference_of(op, case.x.device)
+    ref, defined = op.call(reference, case.x, case.w, bi, d, base_before, case.offsets)
     x_abs = torch.nan_to_num(case.x.abs(), nan=0.0)
     w_abs = torch.nan_to_num(case.w.abs(), nan=0.0)
     abs_info = dataclasses.replace(bi, scalings=bi.scalings.abs())
     base_abs = None if base_before is None else base_before.abs()
-    mag, _ = op.call(op.reference, x_abs, w_abs, abs_info, d, base_abs, case.offsets)
+    mag, _ = op.call(reference, x_abs, w_abs, abs_info, d, base_abs, case.offsets)
     return ref, defined, mag

@@ -20,6 +20,7 @@ class Mutant:
     replace: str
     what: str  # the planted bug, one line
     quick: bool = False  # in the ``--quick`` subset
+    fault: str = ""  # "crash" or "hang": it takes the checking process down on a GPU (lora_verify.faults)
     equivalent: str = ""  # why no test at the contract's sizes can kill it (empty: it must be killed)
 
     def planted(self, text: str) -> str:
@@ -107,6 +108,14 @@ MUTANTS = [
     Mutant("shrink_w_load_k_mask", SHRINK, "ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :]",
            "ws = tl.load(w_ptrs, mask=k_mask[:, None]",
            "weight load without the n mask: reads rows past stack_num*r (and past the pool for the last slot)"),
+    Mutant("shrink_x_far_past", SHRINK, "x_ptrs = x + rows[:, None] * x_stride + k_start + offs_k[None, :]",
+           "x_ptrs = x + rows[:, None] * x_stride + k_start + offs_k[None, :] + (rows[:, None] > 30).to(tl.int64) * "
+           "(1 << 35)", "x read 2^35 elements (64 GiB) past its row for rows past 30: an illegal address on a GPU "
+           "(kills the process's CUDA context), MemoryViolation in the interpreter", fault="crash"),
+    Mutant("shrink_k_loop_endless", SHRINK, "for k in range(k_start, tl.minimum(k_start + k_split, K), BLOCK_K):",
+           "for k in range(k_start, tl.minimum(k_start + k_split, K) + (tl.max(rows) > 30).to(tl.int64) * (1 << 40), "
+           "BLOCK_K):", "K loop runs 2^40 past K when a tile holds a row past 30: a kernel that never ends (hangs)",
+           fault="hang"),
     Mutant("shrink_split_by_batch", SHRINK, "    splits, n_tiles = triton.cdiv(K, k_split)",
            "    k_split = k_split if S > 16 else k_split // 2\n    splits, n_tiles = triton.cdiv(K, k_split)",
            "finer K splits for small batches (to fill the GPU): a token's summation order depends on its batch-mates"),

@@ -3,10 +3,13 @@
     lora-verify mutants [--only NAME ...] [--quick] [-j N]      (from this repository's root)
 
 The tree is copied once (other people may edit it meanwhile); that unmutated copy must pass the
-selection (else a kill means nothing); then each mutant runs in its own copy of it (``@triton.jit``
-reads the source there), one pytest process per mutant, ``-j`` at a time, under ``TRITON_INTERPRET=1
-HYPOTHESIS_PROFILE=ci`` with ``-x``, over ``tests/`` and ``lora_verify/suite/``. Per mutant it prints killed
-or survived, the first failing test and its message, and the time; then a markdown table (the one in
+selection (else a kill means nothing), unless a pass stamp of the whole suite on the same tree and
+environment (``lora_verify.stamp``: ``tox -e cpu`` just before, in CI) shows it already; then each
+mutant runs in its own copy of it (``@triton.jit`` reads the source there), one pytest process per
+mutant, ``-j`` at a time, under ``TRITON_INTERPRET=1 HYPOTHESIS_PROFILE=ci`` with ``-x``, over ``tests/``
+and ``lora_verify/suite/``; a mutant that crashes or hangs its run is killed by that fault
+(``lora_verify.faults``: its watchdog cuts a hang at ``WATCHDOG_S``). Per mutant it prints killed or
+survived, the first failing test and its message, and the time; then a markdown table (the one in
 docs/mutants.md) and the kill rate.
 Exit status 0 iff every mutant not marked equivalent died, and none marked equivalent did.
 Logs: ``.out/mutants/<name>.log``.
@@ -22,9 +25,11 @@ runs (``tox -e cpu``: every test file) with the CI profile's examples, and only 
   ``test_interpreter_*.py``, which test the interpreter layers and import no ``impl`` code;
 - cheap, strong checks first, so that ``-x`` stops a killed mutant early: the tests of the mutated
   file itself where they are named (``FIRST_FOR_FILE``: the graph buffers; routing's compile; layout
-  agreement for the row mapping), routing, the regression corpus, closeness to the reference (which
-  also checks guard bands and rank-0 rows), bit-exact layout agreement, batch invariance, determinism;
-  cheap operations (``OpInfo.cost``) and the sorted layout first; then the other tests in collection order.
+  agreement for the row mapping); for a mutant of an operation's kernel file, the tests of its
+  operations before those naming none; then routing, the regression corpus, closeness to the reference
+  (which also checks guard bands and rank-0 rows), bit-exact layout agreement, batch invariance,
+  determinism; cheap operations (``OpInfo.cost``) and the sorted layout first; then the other tests in
+  collection order.
 """
 
 import argparse
@@ -41,14 +46,15 @@ from pathlib import Path
 
 from hypothesis import Phase, settings
 
+from lora_verify import stamp
+from lora_verify.faults import FAULT_EXIT
 from lora_verify.mutants import BY_NAME, MUTANTS
 
 ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
 LOGS = ROOT / ".out" / "mutants"
-COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".tox", ".hypothesis", ".out", ".ruff_cache", "__pycache__", ".carry", "build", "*.egg-info"
-)
-TIMEOUT_S = 1800  # a mutant that hangs (a loop that never ends) counts as killed, by the timeout
+COPY_IGNORE = shutil.ignore_patterns(*stamp.IGNORED)
+TIMEOUT_S = 1800  # a backstop: a hang is killed by the suite's watchdog (lora_verify.faults) well before
+WATCHDOG_S = "300"  # an example of the CI profile takes seconds on the interpreter; a hang is cut at this
 PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*"]
 
 # ------------------------------------------------------------ the pytest plugin (-p lora_verify.mutate)
@@ -98,14 +104,16 @@ def _runs(item, mutated, kernels) -> bool:
     return not (mutated == "impl/routing.py" and unsorted)
 
 
-def _cost(item, mutated):
+def _cost(item, mutated, kernels):
     kind = _params(item).get("prop_name", item.originalname)
     if kind in FIRST_FOR_FILE.get(mutated, ()):
-        return -1, 0, False
+        return -1, -1, 0, False
+    # a mutant of an operation's kernel file: the tests of those operations before the tests naming none
+    mine = 0 if mutated not in kernels or mutated in {op.kernel for op in _ops(item)} else 1
     if kind not in FIRST:
-        return len(FIRST), 0, False
+        return mine, len(FIRST), 0, False
     cost = max((op.cost for op in _ops(item)), default=-1)
-    return FIRST.index(kind), cost, _params(item).get("layout") == "unsorted"
+    return mine, FIRST.index(kind), cost, _params(item).get("layout") == "unsorted"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -114,7 +122,9 @@ def pytest_collection_modifyitems(config, items):
     deselected = [item for item in items if not _runs(item, mutated, kernels)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    items[:] = sorted((item for item in items if _runs(item, mutated, kernels)), key=lambda item: _cost(item, mutated))
+    items[:] = sorted(
+        (item for item in items if _runs(item, mutated, kernels)), key=lambda item: _cost(item, mutated, kernels)
+    )
 
 
 # ------------------------------------------------------------------------------------------- the runner
@@ -137,9 +147,16 @@ def first_failure(output: str) -> str:
     return ""
 
 
+def fault_line(output: str) -> str:
+    """The crash or hang a worker reported before it exited (lora_verify.faults)."""
+    found = re.search(r"^((?:crash|hang): .*)$", output, re.M)
+    return found.group(1)[:120] if found else ""
+
+
 def run_selection(tree: Path, log: Path, args=()) -> tuple:
     """Runs the selection in ``tree`` under the CI profile; (exit status, output)."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "HYPOTHESIS_PROFILE": "ci", "COLUMNS": "400"}
+    env.setdefault("LORA_WATCHDOG_S", WATCHDOG_S)
     cmd = [sys.executable, "-m", "pytest", *PYTEST, *args]
     try:
         proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -162,10 +179,21 @@ def run_mutant(mutant, source: Path) -> Result:
         mutant.apply(tree)
         rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", ["--mutated", mutant.file])
     seconds = time.monotonic() - start
-    if rc in (0, 1, 2, None) or rc < 0:  # passed, failed, interrupted (collection error), timeout, signal
-        by = first_failure(output) or ("timeout" if rc is None else f"exit status {rc}")
+    if rc in (0, 1, 2, None, FAULT_EXIT) or rc < 0:  # passed, failed, interrupted, timeout, a fault, signal
+        by = first_failure(output) or fault_line(output) or ("timeout" if rc is None else f"exit status {rc}")
         return Result(mutant.name, rc != 0, by if rc != 0 else "", seconds)
     raise RuntimeError(f"mutant {mutant.name}: pytest exit status {rc}, see {LOGS / mutant.name}.log")
+
+
+def passed_already(source: Path):
+    """The pass stamp (lora_verify.stamp) the whole suite left in this repository for the same tree, CI
+    profile and environment (``tox -e cpu`` just before, in CI); None if there is none."""
+    from hypothesis import settings
+
+    from lora_verify import plugin  # noqa: F401  (registers the profiles)
+
+    ci = settings.get_profile("ci")
+    return stamp.matching(ROOT, source, stamp.environment(ci.max_examples, ci.derandomize, True))
 
 
 def sanity_check(source: Path, jobs: int) -> float:
@@ -202,7 +230,13 @@ def main(argv=None):
         source = copy_tree(ROOT, Path(tmp) / "unmutated")  # one snapshot: the working tree may change meanwhile
         for mutant in chosen:  # every find text occurs once: fail before any long run
             mutant.planted((source / mutant.file).read_text())
-        print(f"unmutated tree passes the selection ({sanity_check(source, args.jobs):.0f} s)", flush=True)
+        passed = passed_already(source)
+        if passed:
+            ago = time.time() - passed["time"]
+            print(f"unmutated tree: the whole suite passed on this tree and environment {ago:.0f} s ago "
+                  f"({stamp.PATH}, a {passed['seconds']:.0f} s run); its selection is not run again", flush=True)
+        else:
+            print(f"unmutated tree passes the selection ({sanity_check(source, args.jobs):.0f} s)", flush=True)
         results = {}
         with ThreadPoolExecutor(args.jobs) as pool:  # expected survivors run the whole selection: start them first
             runs = [pool.submit(run_mutant, m, source) for m in sorted(chosen, key=lambda m: not m.equivalent)]

@@ -14,12 +14,16 @@ a shared example database on disk, ``LORA_FUZZ_EXAMPLES`` a round; used by ``lor
 import importlib
 import json
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from lora_verify import backend, profiles
+from lora_verify import backend, compiles, faults, profiles, stamp
 from lora_verify.report import Tally, format_table, verdict_rows
 
 _KEY = "lora_verdicts"
@@ -74,13 +78,40 @@ def pytest_configure(config):
         os.environ["LORA_SGLANG"] = config.getoption("sglang")
     if config.getini("lora_verify_activate"):
         activate(config)
-    config._lora_tally = Tally()
+    config._lora_tally = tally = Tally()
+    config._lora_merged = set()  # the workers whose tallies are merged
+    # every test process keeps its tally in a progress file, so that a worker that dies (lora_verify.faults) loses
+    # nothing it found: the xdist controller (or lora-verify fuzz, which sets LORA_PROGRESS) merges the file
+    worker = getattr(config, "workerinput", None)
+    controller = worker is None and bool(config.getoption("numprocesses", None))
+    prefix = tally.progress
+    if worker is not None:
+        prefix = tally.progress = worker.get("lora_progress", prefix)
+    elif controller:  # its workers write the files, it reads them
+        if not prefix:
+            config._lora_tmp = tempfile.mkdtemp(prefix="lora-progress-")
+            prefix = f"{config._lora_tmp}/tally"
+        tally.progress = None
+    config._lora_progress = prefix
+    compiles.install()
+    tally.extra = {} if controller else compiles.STATS  # a controller sums its workers' (pytest_testnodedown)
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    faults.configure(prefix and f"{prefix}-inflight.{name}", worker is not None, tally)
     # Triton 3.6's interpreter calls int() on one-element arrays (an error from NumPy 2.4 on; CPU runs pin 2.3),
     # and reduces whole blocks, NaN-poisoned margins included, before applying masks: neither is a finding
     config.addinivalue_line("filterwarnings", "ignore:Conversion of an array with ndim:DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore:invalid value encountered:RuntimeWarning")
     config.addinivalue_line("markers", "interpreter: needs Triton's interpreter (CPU only)")
     config.addinivalue_line("markers", "gpu: needs a CUDA device")
+
+
+def _cost(item) -> int:
+    """A property test's kernel calls per example, weighted by its operation's cost; 0 for other tests."""
+    from lora_verify.properties import PROPERTIES_BY_NAME
+
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    prop, op = PROPERTIES_BY_NAME.get(params.get("prop_name")), params.get("op")
+    return (op.cost + 1) * prop.calls if prop and hasattr(op, "cost") else 0
 
 
 def pytest_collection_modifyitems(config, items):
@@ -90,6 +121,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="tests Triton's interpreter; kernels are compiled here"))
         if "gpu" in item.keywords and not backend.has_cuda():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device; none on this machine"))
+    # the longest tests first: xdist's workers then run out of work at about the same time (with
+    # --maxschedchunk 1, as tox's cpu env runs, each takes one test at a time)
+    items.sort(key=lambda item: -_cost(item))
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist, controller: what each worker (first or replacement) is told
+def pytest_configure_node(node):
+    node.workerinput["lora_progress"] = node.config._lora_progress
+
+
+def _whole_suite(config) -> bool:
+    """The default selection (testpaths, nothing deselected) against impl: what a pass stamp stands for."""
+    o = config.option
+    chosen = o.keyword or o.markexpr or o.deselect or o.ignore or o.ignore_glob or getattr(o, "lf", False)
+    return config.args_source == config.ArgsSource.TESTPATHS and not chosen and o.impl == "impl"
+
+
+def pytest_sessionstart(session):
+    config = session.config
+    if not hasattr(config, "workerinput") and _whole_suite(config):
+        config._lora_stamp = (time.monotonic(), stamp.tree_digest(config.rootpath))
 
 
 @pytest.fixture(scope="session")
@@ -127,19 +179,49 @@ def case_dir(request):
     return request.config.getoption("--case-dir")
 
 
-def pytest_sessionfinish(session):
-    tally = session.config._lora_tally
-    if tally._progress:
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    tally = config._lora_tally
+    if tally.progress:
         tally.write_progress()
-    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the tally over
-        session.config.workeroutput[_KEY] = tally.dump()
+    if hasattr(config, "workeroutput"):  # an xdist worker: hand the tally over
+        config.workeroutput[_KEY] = tally.dump()
+    started = getattr(config, "_lora_stamp", None)
+    if started and exitstatus == 0 and stamp.tree_digest(config.rootpath) == started[1]:
+        from hypothesis import settings
+
+        interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+        env = stamp.environment(settings.default.max_examples, settings.default.derandomize, interpreting)
+        stamp.write(config.rootpath, env, time.monotonic() - started[0])
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_lora_tmp", None):
+        shutil.rmtree(config._lora_tmp, ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
 def pytest_testnodedown(node, error):
+    tally, merged = node.config._lora_tally, node.config._lora_merged
+    if node.gateway.id in merged:  # xdist reports an interrupted worker down twice
+        return
+    merged.add(node.gateway.id)
     dumped = getattr(node, "workeroutput", {}).get(_KEY)
     if dumped:
-        node.config._lora_tally.merge(dumped)
+        tally.merge(dumped)
+        for key, value in json.loads(dumped).items():
+            if key in compiles.STATS:
+                tally.extra[key] = tally.extra.get(key, 0) + value
+    elif error and node.config._lora_progress:  # a worker that died: its last progress file, and its in-flight case
+        prefix, worker = node.config._lora_progress, node.gateway.id
+        progress = Path(f"{prefix}.{worker}")
+        if progress.exists():
+            tally.merge(progress.read_text())
+        recovered = Tally()
+        recovered.progress = None  # written once, below
+        if faults.recover(f"{prefix}-inflight.{worker}", node.config.getoption("--case-dir"), recovered, error):
+            tally.merge(recovered.dump())
+            Path(f"{prefix}.{worker}-died").write_text(recovered.dump())  # for lora-verify fuzz, which reads the files
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -152,6 +234,11 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
     for worker, dev in sorted(tally.devices.items()):
         terminalreporter.write_line(f"worker {worker}: {dev}")
+    if tally.extra.get("compiles"):
+        terminalreporter.write_line(
+            f"Triton compiles (or loads from its cache): {tally.extra['compiles']}, {tally.extra['compile_s']:.0f} s "
+            "summed over the workers"
+        )
     path = config.getoption("--verdicts-json")
     if path:
         with open(path, "w") as f:

@@ -6,7 +6,9 @@ message with its worst cells), whether sorted and unsorted agree, whether a CUDA
 eager call (on a GPU), and, when
 the saved property fails, a minimised batch found by greedy shrinking
 (drop sequences, shorten them, drop unused slots, lower dims and scales).
-Exits 1 when the saved property fails, 0 when it holds.
+Exits 1 when the saved property fails, 0 when it holds. A case saved from a crash or hang
+(``..._crash_*.json``, ``..._hang_*.json``: lora_verify.faults) crashes or hangs here too: the replay
+then ends at once with exit status 1 after a line naming the fault.
 """
 
 import argparse
@@ -19,8 +21,9 @@ import torch
 import impl
 from lora_verify import backend, profiles
 from lora_verify.cases import load
+from lora_verify.faults import ended_on_fault
 from lora_verify.inputs import materialize
-from lora_verify.layouts import run, run_reference
+from lora_verify.layouts import defined_cells, run
 from lora_verify.ops import OPS_BY_NAME
 from lora_verify.properties import PROPERTIES, PROPERTIES_BY_NAME, bits
 from lora_verify.report import Tally, format_ratio
@@ -30,7 +33,8 @@ def _fails(module, profile, batch, op, prop, layout, params, device):
     if "order" in params and any(i >= len(batch.seqs) for i in params["order"]):
         return False
     try:
-        prop.check(module, materialize(batch, op, device, profile.strided_x), layout, Tally(), profile, **params)
+        with ended_on_fault(device):
+            prop.check(module, materialize(batch, op, device, profile.strided_x), layout, Tally(), profile, **params)
     except Exception:
         return True
     return False
@@ -90,7 +94,7 @@ def graph_agrees(module, case, layout):
     )
     replayed = runner.replay()
     eager = run(module, case, layout)
-    _, defined, _ = run_reference(case, None)
+    defined = defined_cells(case).cpu()
     return torch.equal(bits(replayed)[defined], bits(eager)[defined])
 
 
@@ -131,7 +135,9 @@ def triage(record, module, device, out=sys.stdout):
             if prop.params and not params:
                 params = {"order": list(range(len(batch.seqs)))[::-1]}  # all sequences, reversed
             try:
-                prop.check(module, materialize(batch, op, device, profile.strided_x), layout, tally, profile, **params)
+                with ended_on_fault(device, out):
+                    case = materialize(batch, op, device, profile.strided_x)
+                    prop.check(module, case, layout, tally, profile, **params)
             except Exception as exc:
                 messages[(prop.name, layout)] = str(exc).strip().splitlines()[0][:300]
     for (_, layout, name), row in sorted(tally.rows.items()):
@@ -144,7 +150,8 @@ def triage(record, module, device, out=sys.stdout):
         print(f"  ERROR {name:<22} {layout:<9} {message}", file=out)
     if device.type == "cuda":
         for layout in profile.layouts if profile.graph_capture else ():
-            agrees = graph_agrees(module, materialize(batch, op, device, profile.strided_x), layout)
+            with ended_on_fault(device, out):
+                agrees = graph_agrees(module, materialize(batch, op, device, profile.strided_x), layout)
             print(f"  {'PASS' if agrees else 'FAIL'}  {'graph replay == eager':<22} {layout:<9}", file=out)
     else:
         print("  (graph replay vs eager: needs a CUDA device)", file=out)

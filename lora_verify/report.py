@@ -25,7 +25,7 @@ def worse(a, b):
 
 
 def _row():
-    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": ""}
+    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": "", "faults": []}
 
 
 class Tally:
@@ -34,7 +34,8 @@ class Tally:
         self.devices = {}
         self.header = []  # lines naming the implementation and its claims (lora_verify.profiles.Profile.summary)
         self.batches = 0  # generated batches; one may be checked by several (sub-)properties
-        self._progress = os.environ.get("LORA_PROGRESS")
+        self.extra = {}  # more numbers for the progress file (lora_verify.compiles.STATS)
+        self.progress = os.environ.get("LORA_PROGRESS")  # where write_progress keeps this process's tally
         self._written = 0.0
 
     def record(self, op: str, layout: str, prop: str, ok: bool, ratio=None):
@@ -42,16 +43,20 @@ class Tally:
         row["examples"] += 1
         row["failures"] += int(not ok)
         row["worst"] = worse(row["worst"], None if ratio is None else float(ratio))
-        if self._progress and time.monotonic() - self._written > 1.0:
+        if self.progress and time.monotonic() - self._written > 1.0:
             self.write_progress()
 
     def not_claimed(self, op: str, layout: str, prop: str, reason: str):
         """``prop`` is not claimed by the implementation (the profile's reason): neither pass nor failure."""
         self.rows[(op, layout, prop)]["not_claimed"] = reason
 
+    def fault(self, op: str, layout: str, prop: str, note: str):
+        """A crash or hang of the implementation on an example of ``prop`` (lora_verify.faults), with its case."""
+        self.rows[(op, layout, prop)]["faults"].append(note)
+
     def write_progress(self):
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        with open(f"{self._progress}.{worker}", "w") as f:
+        with open(f"{self.progress}.{worker}", "w") as f:
             f.write(self.dump())
         self._written = time.monotonic()
 
@@ -82,12 +87,15 @@ class Tally:
             mine["failures"] += row["failures"]
             mine["worst"] = worse(mine["worst"], row["worst"])
             mine["not_claimed"] = mine["not_claimed"] or row["not_claimed"]
+            mine["faults"] += [f for f in row.get("faults", ()) if f not in mine["faults"]]
         self.devices.update(data["devices"])
         self.header = self.header or data.get("header", [])
 
     def dump(self) -> str:
         rows = [[list(k), v] for k, v in self.rows.items()]
-        return json.dumps({"rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header})
+        return json.dumps(
+            {"rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header, **self.extra}
+        )
 
 
 def verdict(row) -> str:
@@ -126,4 +134,5 @@ def format_table(rows, header=()):
             f"{r['operation']:<20} {r['layout']:<9} {r['property']:<24} {r['examples']:>8} {r['failures']:>6} "
             f"{worst:>15}  {verdict_}"
         )
+        lines += [f"    {note}" for note in r.get("faults", ())]
     return lines

@@ -5,9 +5,14 @@ length and a slot; the operation's dims; and how the tensor values look."
 Everything drawn is a small frozen dataclass of plain numbers, so a failing
 case prints (and shrinks to) a short readable batch; tensors are made from it
 by :func:`lora_verify.inputs.materialize` with the drawn seed.
+
+Strategies are built once per argument tuple (``lru_cache``) and composites draw only from such prebuilt
+ones: building and validating hypothesis strategies anew for every example cost more than the rest of an
+example's host work.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hypothesis import strategies as st
 
@@ -58,33 +63,39 @@ class Batch:
 scalings = st.sampled_from([1.0, 0.5, -2.0, 0.0, 3.0]) | st.floats(-4, 4, width=32, allow_subnormal=False)
 
 
-@st.composite
-def slot_pools(draw, max_rank: int, max_slots: int = 6):
+@lru_cache(maxsize=None)
+def slot_pools(max_rank: int, max_slots: int = 6):
     """Adapter slots with mixed ranks, rank 0 (no LoRA) included.
 
     Ranks shrink towards 1, not 0: a failing batch then shrinks to one slot of
     rank 1 rather than to a used slot behind rank-0 slots that cannot go.
     """
     rank = st.integers(1, max_rank) | st.sampled_from([0, max_rank])
-    return tuple(draw(st.lists(st.builds(Slot, rank, scalings), min_size=1, max_size=max_slots)))
+    return st.lists(st.builds(Slot, rank, scalings), min_size=1, max_size=max_slots).map(tuple)
 
 
+@lru_cache(maxsize=None)
 def lengths():
     """Decode (1), empty (0), short, and longer than one 16-row tile."""
     return st.sampled_from([1, 0, 16, 17]) | st.integers(0, 4) | st.integers(0, 40)
 
 
-@st.composite
-def sequence_lists(draw, num_slots: int, max_seqs: int = 8):
+@lru_cache(maxsize=None)
+def _sequences(num_slots: int, max_seqs: int, decode: bool):
+    length = st.just(1) if decode else lengths()
+    return st.lists(st.builds(Seq, length, st.integers(0, num_slots - 1)), min_size=0, max_size=max_seqs).map(tuple)
+
+
+@lru_cache(maxsize=None)
+def sequence_lists(num_slots: int, max_seqs: int = 8):
     """Either a one-token decode batch or sequences of any length, each on some slot."""
-    slot = st.integers(0, num_slots - 1)
-    length = st.just(1) if draw(st.booleans()) else lengths()
-    return tuple(draw(st.lists(st.builds(Seq, length, slot), min_size=0, max_size=max_seqs)))
+    return st.booleans().flatmap(lambda decode: _sequences(num_slots, max_seqs, decode))
 
 
 DTYPES = ("bfloat16", "bfloat16", "float32")  # bf16 twice as often; float32 shows orders bf16 hides
 
 
+@lru_cache(maxsize=None)
 def values(dtypes=DTYPES):
     """Scales keep every |x|·|W|·K·|s| + |base| far below bf16's overflow (2^128); ``dtypes`` those drawn
     (an implementation's claimed ones; fp16 alone when it claims only fp16)."""
@@ -99,10 +110,18 @@ def values(dtypes=DTYPES):
     )
 
 
-@st.composite
-def batches(draw, dims_strategy, dtypes=DTYPES):
+MAX_RANKS = st.integers(1, 24) | st.sampled_from([33, 64, 96])  # 96: a rank block of 128, rank-masked
+
+
+def batches(dims_strategy, dtypes=DTYPES):
     """A whole batch for one operation: R, its slots, the sequences, the dims, the values (of ``dtypes``)."""
-    max_rank = draw(st.integers(1, 24) | st.sampled_from([33, 64, 96]))  # 96: a rank block of 128, rank-masked
+    return _batches(dims_strategy, tuple(dtypes))
+
+
+@lru_cache(maxsize=None)
+@st.composite
+def _batches(draw, dims_strategy, dtypes):
+    max_rank = draw(MAX_RANKS)
     slots = draw(slot_pools(max_rank))
     seqs = draw(sequence_lists(len(slots)))
     dims = draw(dims_strategy)

@@ -43,7 +43,7 @@ def outputs(module, case, layout):
     """(module's output, the float64 reference, defined cells, magnitude), the call leaving ``case`` as it was."""
     base_before = None if case.base is None else case.base.clone()
     out = run(module, case.fresh(), layout).cpu().double()
-    ref, defined, mag = run_reference(case, base_before)
+    ref, defined, mag = (t.cpu() for t in run_reference(case, base_before))
     return out, ref, defined, mag, base_before
 
 

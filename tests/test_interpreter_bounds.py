@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from lora_verify.interpreter.bounds import MemoryViolation, unchecked
+from lora_verify.interpreter.bounds import FAR, IllegalAddress, MemoryViolation, unchecked
 
 pytestmark = pytest.mark.interpreter
 
@@ -55,6 +55,23 @@ def test_a_padding_column_of_a_view_is_out_of_bounds():
     _copy_kernel[(1,)](view, flat, 4, 0, BLOCK=8)  # view[0, :4]: in bounds
     with pytest.raises(Exception, match=r"load .* argument 'src' \[4, 4\] \(strides \[5, 1\]\).*offsets \[4\]"):
         _copy_kernel[(1,)](view, flat, 5, 0, BLOCK=8)  # view[0, 4] is padding: in the storage, not the view
+
+
+@triton.jit
+def _far_kernel(src, dst, jump, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    tl.store(dst + offs, tl.load(src + offs + jump))
+
+
+def test_a_load_far_from_every_allocation_is_an_illegal_address_a_near_one_is_not():
+    """Past every allocation by more than FAR bytes: what kills a GPU's context (lora_verify.faults: a crash)."""
+    src, dst = torch.arange(8.0), torch.zeros(4)
+    with pytest.raises(Exception, match=rf"{IllegalAddress.__name__}\(\"_far_kernel: load .*'src'") as far:
+        _far_kernel[(1,)](src, dst, FAR // 4 + 8, BLOCK=4)
+    assert isinstance(far.value.__cause__, IllegalAddress)
+    with pytest.raises(Exception, match=r"MemoryViolation\(") as near:
+        _far_kernel[(1,)](src, dst, 6, BLOCK=4)  # 2 lanes past src: a silent read on a GPU
+    assert not isinstance(near.value.__cause__, IllegalAddress)
 
 
 def test_two_programs_storing_one_element_is_a_race():

@@ -24,8 +24,20 @@ _state = {"on": True, "launch": None, "reachable": ()}
 _ORIGIN = "lora_origin"  # TensorHandle attr: data_ptr of the argument a pointer came from
 
 
+FAR = 1 << 30  # bytes past every argument's allocation: no GPU allocator keeps memory mapped there for a test
+
+
 class MemoryViolation(AssertionError):
     pass
+
+
+class IllegalAddress(MemoryViolation):
+    """An access more than ``FAR`` bytes away from every allocation the launch was given: on a GPU an illegal
+    address, which kills the process's CUDA context. ``lora_verify.faults`` treats it as that crash (saved,
+    counted, the worker replaced) rather than as an ordinary failure to shrink; a stray access nearer (into
+    margins, guard bands, a neighbour) stays a MemoryViolation: on a GPU it reads or writes silently."""
+
+    kills_device = True
 
 
 class _View:
@@ -38,6 +50,13 @@ class _View:
         self.numel = tensor.numel()
         span = sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True)) + 1 if self.numel else 0
         self.end = self.start + span * self.itemsize
+        storage = tensor.untyped_storage()
+        self.allocation = (storage.data_ptr(), storage.data_ptr() + storage.nbytes())
+
+    def distance(self, addrs: np.ndarray) -> np.ndarray:
+        """Bytes from each address to this argument's allocation (0 inside it)."""
+        a = addrs.astype(np.int64)
+        return np.maximum(np.maximum(self.allocation[0] - a, a - self.allocation[1] + 1), 0)
 
     def holds(self, addrs: np.ndarray) -> np.ndarray:
         """Which byte addresses are (the first byte of) an element of the view."""
@@ -75,7 +94,8 @@ class _Launch:
         if not inside.all():
             bad = addrs[~inside]
             view = min(views, key=lambda v: min(abs(int(bad[0]) - v.start), abs(int(bad[0]) - v.end)))
-            raise MemoryViolation(
+            far = np.min([v.distance(bad) for v in self.views], axis=0) > FAR
+            raise (IllegalAddress if far.any() else MemoryViolation)(
                 f"{self.kernel}: {kind} by program {program} out of bounds of argument '{view.name}' "
                 f"{list(view.shape)} (strides {list(view.strides)}): {bad.size} lane(s), "
                 f"element offsets {view.element_offsets(bad[:8])}"

@@ -200,7 +200,7 @@ def check_step(module, gop, layout, cap, offsets, runner, batch, from_host, reco
         x, wa = inputs[:2]
         y = call(module, gop.stages[0], layout_info(cases[0], layout), cap.dims, offsets, x, wa, None)
         ref_case = replace(ref_case, x=y)
-    ref, defined, mag = run_reference(ref_case, base_before)
+    ref, defined, mag = (t.cpu() for t in run_reference(ref_case, base_before))  # compared here on the CPU
     bound = case_bound(ref_case, ref, mag, base_before, profile.rounding)
     err = (out.cpu().double() - ref).abs()
     ratio = torch.where(defined, torch.nan_to_num(err / bound, nan=float("inf")), 0.0)

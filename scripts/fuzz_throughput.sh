@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fuzzing throughput on one GPU (lora-verify fuzz): checked batches per second with 1 and N workers, the
+# Triton compiles apart. About 4 minutes.
+#
+#   scripts/fuzz_throughput.sh OUTDIR [N] [BUNDLE]
+#
+# 1. warm-up (60 s, N workers): compiles the kernel variants the fuzz profile meets first, into a fresh
+#    Triton cache; its report counts them (compiles, compile seconds summed over the workers);
+# 2. timed runs of 36 s each, on the warm cache: 1 worker; N workers; N workers with bundles of BUNDLE
+#    batches per hypothesis example; N workers with the loop reference on the CPU instead of the device
+#    reference (LORA_DEVICE_REFERENCE=, lora_verify/layouts.py), when a device reference is installed.
+# Each prints (OUTDIR/NAME.log, .json) its rate over the whole run and while its workers ran (start-up left
+# out), the compiles it still met, and the verdicts. Steady state: the "while the workers ran" rate.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/fuzz_throughput.sh OUTDIR [N] [BUNDLE]}
+n=${2:-$(($(nproc) - 1))}; bundle=${3:-8}
+mkdir -p "$out"; out=$(realpath "$out")
+export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$(mktemp -d)/triton}  # fresh: the warm-up's compiles are all counted
+export LORA_FUZZ_DB=$(mktemp -d)/db
+python3 - <<'PY' | tee "$out/setup.txt"
+import os, torch
+from lora_verify import layouts
+m = layouts._device_reference(layouts.DEVICE_REFERENCE) if layouts.DEVICE_REFERENCE else None
+print(f"device: {torch.cuda.get_device_name(0)} | cores: {os.cpu_count()} | "
+      f"reference on the GPU: {m.__name__ if m else 'loops (reference/loops.py, on the CPU)'}")
+PY
+fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
+  local name=$1 minutes=$2 workers=$3 b=$4; shift 4
+  env "$@" python3 -m lora_verify fuzz --minutes "$minutes" -n "$workers" --bundle "$b" --round-s 30 \
+    --case-dir "$out/cases_$name" --report "$out/$name.json" --log "$out/rounds_$name.log" >"$out/$name.log" 2>&1
+  echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -E 'batches in' | tail -1)"
+  tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5
+}
+fuzz warmup 1.0 "$n" "$bundle"
+fuzz one_worker 0.6 1 1
+fuzz n_workers 0.6 "$n" 1
+fuzz n_workers_bundle 0.6 "$n" "$bundle"
+if grep -q "reference on the GPU: reference" "$out/setup.txt"; then
+  fuzz n_workers_bundle_loops 0.6 "$n" "$bundle" LORA_DEVICE_REFERENCE=
+fi
