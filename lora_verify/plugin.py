@@ -117,12 +117,23 @@ def case_dir(request):
     return request.config.getoption("--case-dir")
 
 
+def _regimes_enforced(tally) -> bool:
+    from lora_verify import regimes
+
+    return regimes.enforced(tally, settings.get_current_profile_name())
+
+
 def pytest_sessionfinish(session):
     tally = session.config._lora_tally
     if tally._progress:
         tally.write_progress()
     if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the tally over
         session.config.workeroutput[_KEY] = tally.dump()
+    elif tally.regime_checks and _regimes_enforced(tally) and session.exitstatus == pytest.ExitCode.OK:
+        from lora_verify import regimes
+
+        if regimes.shortfalls(tally.regimes):  # the table in the summary names them
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
@@ -142,7 +153,20 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
     for worker, dev in sorted(tally.devices.items()):
         terminalreporter.write_line(f"worker {worker}: {dev}")
+    if tally.regime_checks:
+        from lora_verify import regimes
+
+        enforced = _regimes_enforced(tally)
+        terminalreporter.section("regime coverage (impl's kernels: examples whose launches took each regime)")
+        for line in regimes.format_coverage(tally.regimes, enforced):
+            terminalreporter.write_line(line)
+        short = regimes.shortfalls(tally.regimes)
+        if enforced and short:
+            terminalreporter.write_line(f"FAILED: {len(short)} regime(s) below their minimum")
+        elif not enforced:
+            terminalreporter.write_line("minimums not enforced: only a ci or gpu run of every property check is")
     path = config.getoption("--verdicts-json")
     if path:
         with open(path, "w") as f:
-            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices}, f, indent=1)
+            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices, "regimes": tally.regimes},
+                      f, indent=1)

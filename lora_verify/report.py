@@ -34,6 +34,8 @@ class Tally:
         self.devices = {}
         self.header = []  # lines naming the implementation and its claims (lora_verify.profiles.Profile.summary)
         self.batches = 0  # generated batches; one may be checked by several (sub-)properties
+        self.regimes = defaultdict(int)  # lora_verify.regimes key -> checked examples whose launches took it
+        self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._progress = os.environ.get("LORA_PROGRESS")
         self._written = 0.0
 
@@ -44,6 +46,12 @@ class Tally:
         row["worst"] = worse(row["worst"], None if ratio is None else float(ratio))
         if self._progress and time.monotonic() - self._written > 1.0:
             self.write_progress()
+
+    def count_regimes(self, check: str, keys):
+        """One checked example (of ``check``) whose kernel launches took the regimes ``keys``."""
+        self.regime_checks.add(check)
+        for key in keys:
+            self.regimes[key] += 1
 
     def not_claimed(self, op: str, layout: str, prop: str, reason: str):
         """``prop`` is not claimed by the implementation (the profile's reason): neither pass nor failure."""
@@ -83,11 +91,15 @@ class Tally:
             mine["worst"] = worse(mine["worst"], row["worst"])
             mine["not_claimed"] = mine["not_claimed"] or row["not_claimed"]
         self.devices.update(data["devices"])
+        for key, n in data.get("regimes", {}).items():
+            self.regimes[key] += n
+        self.regime_checks.update(data.get("regime_checks", ()))
         self.header = self.header or data.get("header", [])
 
     def dump(self) -> str:
         rows = [[list(k), v] for k, v in self.rows.items()]
-        return json.dumps({"rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header})
+        return json.dumps({"rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header,
+                           "regimes": self.regimes, "regime_checks": sorted(self.regime_checks)})
 
 
 def verdict(row) -> str:
@@ -120,7 +132,7 @@ def format_table(rows, header=()):
     head = f"{'operation':<20} {'layout':<9} {'property':<24} {'examples':>8} {'failed':>6}"
     lines.append(f"{head} {'worst err/bound':>15}  verdict")
     for r in rows:
-        worst = format_ratio(r["worst"]) if r["property"] == "close to reference" else "exact"
+        worst = format_ratio(r["worst"]) if "close to reference" in r["property"] else "exact"
         verdict_ = r["verdict"] + (f" ({r['not_claimed']})" if r["not_claimed"] else "")
         lines.append(
             f"{r['operation']:<20} {r['layout']:<9} {r['property']:<24} {r['examples']:>8} {r['failures']:>6} "

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lora_verify import regimes
 from lora_verify.cases import saved_on_failure
 from lora_verify.inputs import materialize
 from lora_verify.ops import OPS
@@ -30,9 +31,12 @@ def test_property(op, prop_name, layout, impl_module, profile, device, verdicts,
     if reason:
         verdicts.not_claimed(op.name, layout, prop_name, reason)
         pytest.skip(f"not claimed by {profile.name}: {reason}")
-    batch = data.draw(batches(op.dims, dtypes=profile.dtypes), label="batch")
+    batch = data.draw(batches(op.dims, dtypes=profile.dtypes, ranks=op.ranks), label="batch")
     verdicts.batches += 1
     case = materialize(batch, op, device, strided_x=profile.strided_x)
     params = data.draw(prop.params(case), label="params") if prop.params else {}
-    with saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device):
+    with (
+        saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device),
+        regimes.counted(verdicts, regimes.check_name(op.name, layout, prop_name), impl_module),
+    ):
         prop.check(impl_module, case, layout, verdicts, profile, **params)
