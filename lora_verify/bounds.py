@@ -112,3 +112,20 @@ def case_bound(case, ref, mag, base_before, rounding: str = "once") -> torch.Ten
     max_scaling = float(case.batch_info.scalings.abs().max()) if case.batch_info.scalings.numel() else 0.0
     n_terms = op.n_terms(batch.dims, batch.max_rank)
     return error_bound(ref, mag, n_terms, max_scaling, case.x.dtype, lora_mag, extra, operand_err)
+
+
+FP64_UNIT = 2.0**-53
+
+
+def reference_agreement(mag: torch.Tensor, n_terms: int) -> torch.Tensor:
+    """Largest difference of two float64 references of one cell that add the same products in other orders.
+
+    Each product of two inputs is exact in float64 (bf16 and fp16 have 8 and 11 significant bits, fp32 24:
+    at most 48 < 53). A sum of ``n`` of them in any order is off from the exact sum by at most
+    ``gamma(n - 1) * sum |x_k w_k|``, ``gamma(m) = m u / (1 - m u)``, ``u = 2^-53``; an expand then scales by
+    ``s`` and adds ``base``, one rounding each, so every reference is within ``gamma(n + 1) * mag`` of the
+    exact value (``mag = |base| + |s| sum |x_k w_k|``, as for ``error_bound``) and two differ by at most twice
+    that. Subnormal float64 results would add ``2^-1074`` per operation: none occur at the suite's scales.
+    """
+    m = n_terms + 1
+    return 2 * (m * FP64_UNIT / (1 - m * FP64_UNIT)) * mag

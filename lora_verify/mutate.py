@@ -1,6 +1,9 @@
 """Mutation testing: the CI profile against every planted bug of ``lora_verify/mutants.py``, and the kill rate.
 
     lora-verify mutants [--only NAME ...] [--quick] [-j N]      (from this repository's root)
+    lora-verify mutants --generated [--sample N --seed S] [-j N] [--json FILE]
+                                      the mutants generated from impl's AST (lora_verify/generated.py)
+    lora-verify mutants --generated --compiled [--memcheck] ...   the same, compiled on a CUDA machine
 
 The tree is copied once (other people may edit it meanwhile); that unmutated copy must pass the
 selection (else a kill means nothing), unless a pass stamp of the whole suite on the same tree and
@@ -12,7 +15,14 @@ and ``lora_verify/suite/``; a mutant that crashes or hangs its run is killed by 
 survived, the first failing test and its message, and the time; then a markdown table (the one in
 docs/mutants.md) and the kill rate.
 Exit status 0 iff every mutant not marked equivalent died, and none marked equivalent did.
-Logs: ``.out/mutants/<name>.log``.
+Logs: ``.out/mutants/<name>.log``; ``--json`` also writes each verdict (the CPU/GPU comparison reads them).
+
+``--compiled`` runs the selection compiled on the CUDA device instead of the interpreter (the interpreter's
+own tests are left out; ``-j`` processes share the GPU). The interpreter's bounds checker sees a stray read
+whose value never reaches an output; the compiled GPU does not, so with ``--memcheck`` a mutant that
+survives the compiled selection and could stray (``GeneratedMutant.out_of_bounds``, or a hand mutant the CPU
+killed by a ``MemoryViolation``) runs again under compute-sanitizer's memcheck: closeness to the reference
+and layout agreement, ``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
@@ -26,13 +36,14 @@ runs (``tox -e cpu``: every test file) with the CI profile's examples, and only 
 - cheap, strong checks first, so that ``-x`` stops a killed mutant early: the tests of the mutated
   file itself where they are named (``FIRST_FOR_FILE``: the graph buffers; routing's compile; layout
   agreement for the row mapping); for a mutant of an operation's kernel file, the tests of its
-  operations before those naming none; then routing, the regression corpus, closeness to the reference
+  operations before those naming none; then routing, the regression corpus, the regime edges, closeness to the reference
   (which also checks guard bands and rank-0 rows), bit-exact layout agreement, batch invariance,
   determinism; cheap operations (``OpInfo.cost``) and the sorted layout first; then the other tests in
   collection order.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -46,21 +57,26 @@ from pathlib import Path
 
 from hypothesis import Phase, settings
 
-from lora_verify import stamp
+from lora_verify import generated, stamp
 from lora_verify.faults import FAULT_EXIT
-from lora_verify.mutants import BY_NAME, MUTANTS
+from lora_verify.mutants import MUTANTS
 
 ROOT = Path.cwd()  # this repository's root: its impl/ is what the mutants edit
 LOGS = ROOT / ".out" / "mutants"
 COPY_IGNORE = shutil.ignore_patterns(*stamp.IGNORED)
 TIMEOUT_S = 1800  # a backstop: a hang is killed by the suite's watchdog (lora_verify.faults) well before
 WATCHDOG_S = "300"  # an example of the CI profile takes seconds on the interpreter; a hang is cut at this
-PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*"]
+# the CPU's tests on either backend: the interpreter's own tests and the GPU-only tiers are left out
+PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*",
+          "-m", "not gpu"]
+MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "86", "--print-limit", "5"]
+MEMCHECK_TESTS = ["lora_verify/suite/test_properties.py", "-k", "close_to_reference or both", "-p", "no:xdist"]
 
 # ------------------------------------------------------------ the pytest plugin (-p lora_verify.mutate)
 FIRST = [  # test names or properties (``prop_name``), cheap and strong first
     "test_routing_invariants",
     "test_corpus_case",
+    "test_regime_edge",  # every regime boundary once, on a small batch
     "close to reference",
     "sorted == unsorted",
     "batch-invariant",
@@ -79,7 +95,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     phases = [p for p in settings.default.phases if p not in (Phase.shrink, Phase.explain)]
-    settings.register_profile("mutants", parent=settings.default, phases=phases)
+    examples = int(os.environ.get("LORA_MUTANT_EXAMPLES", settings.default.max_examples))
+    settings.register_profile("mutants", parent=settings.default, phases=phases, max_examples=examples)
     settings.load_profile("mutants")
 
 
@@ -153,11 +170,20 @@ def fault_line(output: str) -> str:
     return found.group(1)[:120] if found else ""
 
 
-def run_selection(tree: Path, log: Path, args=()) -> tuple:
-    """Runs the selection in ``tree`` under the CI profile; (exit status, output)."""
-    env = {**os.environ, "TRITON_INTERPRET": "1", "HYPOTHESIS_PROFILE": "ci", "COLUMNS": "400"}
+def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False) -> tuple:
+    """Runs the selection in ``tree`` under the CI profile (interpreted, or compiled on the GPU; under memcheck:
+    its tier); (exit status, output)."""
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "COLUMNS": "400"}
+    if compiled:
+        env.pop("TRITON_INTERPRET", None)
+    else:
+        env["TRITON_INTERPRET"] = "1"
     env.setdefault("LORA_WATCHDOG_S", WATCHDOG_S)
     cmd = [sys.executable, "-m", "pytest", *PYTEST, *args]
+    if memcheck:  # every tensor its own allocation, so that a stray address lies outside all of them
+        examples = os.environ.get("LORA_MEMCHECK_EXAMPLES", "10")
+        env.update(PYTORCH_NO_CUDA_MEMORY_CACHING="1", LORA_MUTANT_EXAMPLES=examples)
+        cmd = [*MEMCHECK, sys.executable, "-m", "pytest", *PYTEST[:4], *MEMCHECK_TESTS, *args]
     try:
         proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         rc, output = proc.returncode, proc.stdout + proc.stderr
@@ -172,34 +198,44 @@ def copy_tree(source: Path, dest: Path) -> Path:
     return dest
 
 
-def run_mutant(mutant, source: Path) -> Result:
+def _verdict(name, rc, output, seconds) -> Result:
+    if rc == 86:  # compute-sanitizer found an error
+        report = next((line for line in output.splitlines() if "Invalid __global__" in line), "a memcheck report")
+        return Result(name, True, f"memcheck: {report.strip('= ').strip()[:100]}", seconds)
+    if rc in (0, 1, 2, None, FAULT_EXIT) or rc < 0:  # passed, failed, interrupted, timeout, a fault, signal
+        by = first_failure(output) or fault_line(output) or ("timeout" if rc is None else f"exit status {rc}")
+        return Result(name, rc != 0, by if rc != 0 else "", seconds)
+    raise RuntimeError(f"mutant {name}: pytest exit status {rc}, see {LOGS / name}.log")
+
+
+def run_mutant(mutant, source: Path, compiled=False, memcheck=None) -> Result:
+    """Killed or survived; a survivor for which ``memcheck(mutant)`` holds runs again under it (the docstring)."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = copy_tree(source, Path(tmp) / "tree")
         mutant.apply(tree)
-        rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", ["--mutated", mutant.file])
-    seconds = time.monotonic() - start
-    if rc in (0, 1, 2, None, FAULT_EXIT) or rc < 0:  # passed, failed, interrupted, timeout, a fault, signal
-        by = first_failure(output) or fault_line(output) or ("timeout" if rc is None else f"exit status {rc}")
-        return Result(mutant.name, rc != 0, by if rc != 0 else "", seconds)
-    raise RuntimeError(f"mutant {mutant.name}: pytest exit status {rc}, see {LOGS / mutant.name}.log")
+        args = ["--mutated", mutant.file]
+        rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", args, compiled)
+        result = _verdict(mutant.name, rc, output, time.monotonic() - start)
+        if memcheck is not None and not result.killed and memcheck(mutant):
+            rc, output = run_selection(tree, LOGS / f"{mutant.name}.memcheck.log", args, compiled, memcheck=True)
+            result = _verdict(mutant.name, rc, output, time.monotonic() - start)
+    return result
 
 
 def passed_already(source: Path):
     """The pass stamp (lora_verify.stamp) the whole suite left in this repository for the same tree, CI
     profile and environment (``tox -e cpu`` just before, in CI); None if there is none."""
-    from hypothesis import settings
-
     from lora_verify import plugin  # noqa: F401  (registers the profiles)
 
     ci = settings.get_profile("ci")
     return stamp.matching(ROOT, source, stamp.environment(ci.max_examples, ci.derandomize, True))
 
 
-def sanity_check(source: Path, jobs: int) -> float:
+def sanity_check(source: Path, jobs: int, compiled=False) -> float:
     """The unmutated tree must pass the whole selection (in parallel: it is only pass or fail)."""
     start = time.monotonic()
-    rc, output = run_selection(source, LOGS / "unmutated.log", ["-n", str(jobs)] if jobs > 1 else [])
+    rc, output = run_selection(source, LOGS / "unmutated.log", ["-n", str(jobs)] if jobs > 1 else [], compiled)
     if rc != 0:
         sys.exit(f"the unmutated tree fails the selection ({first_failure(output)}): see {LOGS}/unmutated.log")
     return time.monotonic() - start
@@ -211,46 +247,153 @@ def table(results, catalogue) -> str:
         m = catalogue[r.name]
         verdict = "killed" if r.killed else ("survived (equivalent)" if m.equivalent else "**survived**")
         by = r.by.replace("|", "\\|") or "—"
-        rows.append(f"| `{m.name}` | {m.file} | {m.what} | {verdict} | {by} | {r.seconds:.0f} s |")
+        what = m.what.replace("|", "\\|")
+        rows.append(f"| `{m.name}` | {m.file} | {what} | {verdict} | {by} | {r.seconds:.0f} s |")
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class _Unmutated:
+    """The control of ``--parallel-sanity``: the tree as it is (with a file to say which tests may be left out:
+    none, as ``impl/batch_info.py`` serves every operation)."""
+
+    name: str = "unmutated"
+    file: str = "impl/batch_info.py"
+    what: str = "nothing: the unmutated tree (a control: if it dies, every kill of this run means nothing)"
+    equivalent: str = "the unmutated tree"
+    quick: bool = False
+
+    def planted(self, text: str) -> str:
+        return text
+
+    def apply(self, root: Path) -> None:
+        pass
+
+
+UNMUTATED = _Unmutated()
+
+
+def chosen_mutants(args) -> list:
+    """The hand catalogue (or its quick subset), or the generated mutants (or a seeded sample); ``--only``."""
+    pool = generated.generate(ROOT) if args.generated else MUTANTS
+    if args.only:
+        names = {m.name: m for m in pool}
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            sys.exit(f"no such mutant{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        return [names[n] for n in args.only]
+    if args.generated:
+        return generated.sample(pool, args.sample, args.seed) if args.sample else pool
+    return [m for m in pool if m.quick or not args.quick]
+
+
+def out_of_bounds(cpu_json):
+    """Which mutants run under memcheck when they survive compiled: a generated one of the out-of-bounds
+    classes, or one the CPU run (``cpu_json``, if given) killed by a ``MemoryViolation``."""
+    strays = set()
+    if cpu_json:
+        strays = {r["name"] for r in json.loads(Path(cpu_json).read_text())["mutants"] if "MemoryViolation" in r["by"]}
+    return lambda m: getattr(m, "out_of_bounds", False) or m.name in strays
+
+
+def _record(args, catalogue, results, sanity, start) -> dict:
+    backend = ("compiled" + (" + memcheck" if args.memcheck else "")) if args.compiled else "interpreter"
+    return {
+        "backend": backend, "jobs": args.jobs, "sanity_s": sanity, "wall_s": round(time.monotonic() - start),
+        "mutants": [{"name": r.name, "file": catalogue[r.name].file, "what": catalogue[r.name].what,
+                     "killed": r.killed, "by": r.by, "seconds": round(r.seconds, 1),
+                     "equivalent": catalogue[r.name].equivalent} for r in results],
+    }
+
+
+def comparison(cpu: dict, gpu: dict) -> str:
+    """The CPU and GPU verdicts of the mutants both runs have, disagreements first, as a markdown table."""
+    on_gpu = {m["name"]: m for m in gpu["mutants"]}
+    both = [(m, on_gpu[m["name"]]) for m in cpu["mutants"] if m["name"] in on_gpu]
+    both.sort(key=lambda pair: pair[0]["killed"] == pair[1]["killed"])
+    verdict = lambda m: f"killed: {m['by']}".replace("|", "\\|") if m["killed"] else "survived"
+    rows = [f"CPU ({cpu['backend']}) and GPU ({gpu['backend']}): {len(both)} mutants in both runs, "
+            f"{sum(c['killed'] != g['killed'] for c, g in both)} disagreements", "",
+            "| mutant | CPU | GPU | agree |", "|---|---|---|---|"]
+    for c, g in both:
+        rows.append(f"| `{c['name']}` | {verdict(c)[:90]} | {verdict(g)[:90]} | "
+                    f"{'yes' if c['killed'] == g['killed'] else '**no**'} |")
     return "\n".join(rows)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lora-verify mutants", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(BY_NAME), help="these mutants only")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these mutants only")
     parser.add_argument("--quick", action="store_true", help="the representative subset (for CI)")
+    parser.add_argument("--generated", action="store_true", help="the mutants generated from impl's AST")
+    parser.add_argument("--sample", type=int, default=0, metavar="N", help="a seeded sample of N generated mutants")
+    parser.add_argument("--seed", type=int, default=0, help="the sample's seed")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="mutants run at once (one pytest each)")
+    parser.add_argument("--compiled", action="store_true", help="compiled on the CUDA device, not interpreted")
+    parser.add_argument("--memcheck", action="store_true", help="with --compiled: strays' survivors under memcheck")
+    parser.add_argument("--cpu-json", default=None, help="with --memcheck: a CPU run's --json (MemoryViolation kills)")
+    parser.add_argument("--json", default=None, help="each mutant's verdict, rewritten as each one ends")
+    parser.add_argument("--parallel-sanity", action="store_true",
+                        help="the unmutated tree runs beside the mutants (a row 'unmutated' that must survive), "
+                        "not before them")
+    parser.add_argument("--budget", type=float, default=0, metavar="S",
+                        help="start no mutant after S seconds (those not started are left out of the table)")
+    parser.add_argument("--compare", nargs=2, metavar=("CPU_JSON", "GPU_JSON"), help="only print the comparison")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(comparison(*(json.loads(Path(p).read_text()) for p in args.compare)))
+        return 0
     if not (ROOT / "impl").is_dir():
         sys.exit(f"lora-verify mutants runs from the repository's root (its impl/ holds the kernels); here: {ROOT}")
-    chosen = [BY_NAME[n] for n in args.only] if args.only else [m for m in MUTANTS if m.quick or not args.quick]
+    if args.memcheck and not (args.compiled and shutil.which(MEMCHECK[0])):
+        sys.exit(f"--memcheck needs --compiled and {MEMCHECK[0]} on the PATH (a CUDA machine)")
+    chosen = chosen_mutants(args)
+    catalogue = {m.name: m for m in chosen}
+    memcheck = out_of_bounds(args.cpu_json) if args.memcheck else None
     LOGS.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
+    results, sanity = {}, None
+
+    def run(mutant):
+        if args.budget and time.monotonic() - start > args.budget:
+            return None
+        return run_mutant(mutant, source, args.compiled, memcheck)
+
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         source = copy_tree(ROOT, Path(tmp) / "unmutated")  # one snapshot: the working tree may change meanwhile
-        for mutant in chosen:  # every find text occurs once: fail before any long run
+        for mutant in chosen:  # every edit applies: fail before any long run
             mutant.planted((source / mutant.file).read_text())
-        passed = passed_already(source)
-        if passed:
+        passed = None if args.compiled or args.parallel_sanity else passed_already(source)
+        if args.parallel_sanity:
+            chosen.insert(0, UNMUTATED)
+            catalogue[UNMUTATED.name] = UNMUTATED
+        elif passed:
             ago = time.time() - passed["time"]
             print(f"unmutated tree: the whole suite passed on this tree and environment {ago:.0f} s ago "
                   f"({stamp.PATH}, a {passed['seconds']:.0f} s run); its selection is not run again", flush=True)
         else:
-            print(f"unmutated tree passes the selection ({sanity_check(source, args.jobs):.0f} s)", flush=True)
-        results = {}
+            sanity = round(sanity_check(source, args.jobs, args.compiled))
+            print(f"unmutated tree passes the selection ({sanity} s)", flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:  # expected survivors run the whole selection: start them first
-            runs = [pool.submit(run_mutant, m, source) for m in sorted(chosen, key=lambda m: not m.equivalent)]
+            runs = [pool.submit(run, m) for m in sorted(chosen, key=lambda m: not m.equivalent)]
             for done in as_completed(runs):
                 r = done.result()
-                print(f"{r.name:<30} {'killed  ' if r.killed else 'SURVIVED'} {r.seconds:6.0f} s  {r.by}", flush=True)
+                if r is None:
+                    continue
+                print(f"{r.name:<44} {'killed  ' if r.killed else 'SURVIVED'} {r.seconds:6.0f} s  {r.by}", flush=True)
                 results[r.name] = r
-    results = [results[m.name] for m in chosen]
+                if args.json:
+                    ran = [results[m.name] for m in chosen if m.name in results]
+                    Path(args.json).write_text(json.dumps(_record(args, catalogue, ran, sanity, start), indent=1))
+    results = [results[m.name] for m in chosen if m.name in results]
     killed = sum(r.killed for r in results)
-    unexpected = [r.name for r in results if not r.killed and not BY_NAME[r.name].equivalent]
-    wrongly_equivalent = [r.name for r in results if r.killed and BY_NAME[r.name].equivalent]
-    print("\n" + table(results, BY_NAME) + "\n")
-    print(f"kill rate: {killed}/{len(results)} = {killed / len(results):.0%}; survivors not marked equivalent: "
+    unexpected = [r.name for r in results if not r.killed and not catalogue[r.name].equivalent]
+    wrongly_equivalent = [r.name for r in results if r.killed and catalogue[r.name].equivalent]
+    equivalent = sum(bool(catalogue[r.name].equivalent) for r in results)
+    print("\n" + table(results, catalogue) + "\n")
+    print(f"kill rate: {killed}/{len(results)} = {killed / max(len(results), 1):.0%}; of those not marked equivalent "
+          f"({equivalent} are): {killed}/{len(results) - equivalent}; survivors not marked equivalent: "
           f"{unexpected or 'none'}; marked equivalent but killed: {wrongly_equivalent or 'none'}; "
+          f"{len(chosen) - len(results)} not run (budget); "
           f"wall time {time.monotonic() - start:.0f} s with -j {args.jobs}")
     return 1 if unexpected or wrongly_equivalent else 0
-

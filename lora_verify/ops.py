@@ -10,16 +10,20 @@ layer (the benchmark). Properties, bad-input tests, adapters' tests, graph tests
 and the benchmark all iterate ``OPS``; a fifth operation is its kernel, its reference and one entry here.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import triton
 from hypothesis import strategies as st
 
 import reference
+from impl.expand import MAX_COLUMN_TILES, MIN_PROGRAMS, column_tiles_per_program, expand_blocks
+from impl.shrink import shrink_blocks
 from lora_verify.errors import Break, arg, edit
 from lora_verify.errors import LoRAInputError as Bad
 from lora_verify.errors import LoRATypeError as BadType
-from lora_verify.strategies import Dims, feature_dim
+from lora_verify.strategies import Dims, boundaries, feature_dim, max_ranks, near
 
 NAN = float("nan")
 
@@ -40,7 +44,9 @@ class OpInfo:
     name: str
     entry: str  # entry-point name (SPEC.md), looked up in the module under test
     reference: Callable  # reference/loops.py: the float64 value and the cells the contract defines
-    dims: st.SearchStrategy  # of Dims
+    dims: Callable  # (R) -> strategy of Dims for a pool of padded rank R: around its kernel's regime boundaries
+    ranks: st.SearchStrategy  # of the pool's padded rank R
+    edges: Callable  # () -> [(R, Dims)]: each regime boundary of its kernel once (lora_verify/suite/test_edges.py)
     sample: Dims  # small fixed dims: the fixed-batch tests (adapters', the graph's snapping)
     slices: Optional[int]  # output slices of an expand; None: a shrink (its stack_num is drawn in the dims)
     x_cols: Callable  # (dims, R) -> columns of x
@@ -71,6 +77,79 @@ class OpInfo:
         return out
 
 
+# ------------------------------------------------ dims at impl's regime boundaries (just below, at, just above each)
+
+
+def _pow2(n: int) -> bool:
+    return n & (n - 1) == 0
+
+
+def _shrink_regime(K: int) -> tuple:
+    """What K decides in impl.shrink: the K block, the K per split and the number of splits."""
+    _, block_k, k_split = shrink_blocks(K, 1)
+    return block_k, k_split, triton.cdiv(K, k_split)
+
+
+def shrink_k_edges() -> list:
+    """Every K at which shrink's regime changes, up to the first K of long-K blocks whose split count is not a
+    power of two (there ``_sum_splits_kernel`` masks padded splits; real layers have such K: down_proj's 14336)."""
+    short, K = _shrink_regime(1)[0], 1
+    while _shrink_regime(K)[0] == short or _pow2(_shrink_regime(K)[2]):
+        K += 1
+    return boundaries(_shrink_regime, K)
+
+
+RANK_LIMIT = 130  # the largest R drawn on CPU: past the rank block of 128 into the next (the GPU tier draws to 256)
+
+
+def rank_edges() -> list:
+    """The ranks at which expand's blocks change (impl.expand.expand_blocks: BLOCK_K, hence BLOCK_N)."""
+    return boundaries(expand_blocks, RANK_LIMIT - 1)
+
+
+@functools.lru_cache(maxsize=None)
+def column_edges(R: int, slices: int) -> list:
+    """Slice widths at which expand's column tiling changes for rank ``R``: its column tile (``expand_blocks``),
+    and on a grid large enough to group (the "grouped" layout forces one) the column tiles per program
+    (``column_tiles_per_program``, from all ``slices`` slices' tiles), the groups per slice and whether a
+    slice's last group is clipped; up to one group of ``MAX_COLUMN_TILES`` and one more tile in all (the
+    interpreter's cost grows with the tiles: more groups per slice come from the plain expand's one slice)."""
+    block_n = expand_blocks(R)[0]
+
+    def regime(width):
+        tiles = triton.cdiv(width, block_n)
+        group = column_tiles_per_program(MIN_PROGRAMS * MAX_COLUMN_TILES, slices * tiles)
+        return group, triton.cdiv(tiles, group), tiles % group != 0
+
+    return boundaries(regime, triton.cdiv(MAX_COLUMN_TILES + 1, slices) * block_n)
+
+
+def _shrink_edges() -> list:
+    """The last K of each of shrink's regimes and the first of the next; R gives two column tiles of 3 slices."""
+    return [(24, Dims(k=K, stack_num=3)) for e in shrink_k_edges() for K in (e - 1, e)]
+
+
+def _expand_edges(slices: int) -> list:
+    """The first width of each column regime (slices of equal width) at the largest rank of the widest column
+    tile (real models' ranks: R <= 64), and the last rank of each rank block and the first of the next."""
+    dims = lambda width: Dims(widths=(width,) * slices, stack_num=slices)
+    R = max(r for r in range(1, RANK_LIMIT + 1) if expand_blocks(r)[0] == expand_blocks(1)[0])
+    return [(R, dims(width)) for width in column_edges(R, slices)] + [
+        (r, dims(40)) for e in rank_edges() for r in (e - 1, e)
+    ]
+
+
+SHORT_K = [e for e in shrink_k_edges() if _shrink_regime(e)[0] == _shrink_regime(1)[0]]
+SHRINK_DIMS = st.builds(
+    Dims,
+    # small K (half the draws: the interpreter's time grows with K); around each change of split count (3 splits:
+    # not a power of two); around long-K blocks and their splits
+    k=feature_dim() | feature_dim() | near(SHORT_K) | near(sorted(set(shrink_k_edges()) - set(SHORT_K))),
+    stack_num=st.sampled_from([1, 2, 3]),
+)
+EXPAND_RANKS = max_ranks() | near(rank_edges())  # whole-rank (R a block size) and rank-masked blocks of each size
+
+
 def _poison_shrink(x, w, dims, row_rank, slot_rank):
     """Weight rows past ``stack_num * r`` are padding."""
     for a, r in enumerate(slot_rank):
@@ -91,7 +170,9 @@ def _expand_entry(name, slices, widths, sample, call, cost, bench, breaks=()):
         name=name,
         entry=name,
         reference=getattr(reference, name),
-        dims=widths.map(lambda ws: Dims(widths=ws, stack_num=len(ws))),
+        dims=lambda R: widths(R).map(lambda ws: Dims(widths=ws, stack_num=len(ws))),
+        ranks=EXPAND_RANKS,
+        edges=lambda: _expand_edges(slices),
         sample=sample,
         slices=slices,
         x_cols=lambda d, R: len(d.widths) * R,
@@ -112,10 +193,9 @@ OPS = [
         name="sgemm_lora_a_fwd",
         entry="sgemm_lora_a_fwd",
         reference=reference.sgemm_lora_a_fwd,
-        # K past 256 takes the long-K blocks; 600 also splits them (impl.shrink.shrink_blocks)
-        dims=st.builds(
-            Dims, k=feature_dim() | feature_dim() | st.sampled_from([300, 600]), stack_num=st.sampled_from([1, 2, 3])
-        ),
+        dims=lambda R: SHRINK_DIMS,
+        ranks=max_ranks(),
+        edges=_shrink_edges,
         sample=Dims(k=33, stack_num=3),
         slices=None,
         x_cols=lambda d, R: d.k,
@@ -140,8 +220,7 @@ OPS = [
     _expand_entry(
         "sgemm_lora_b_fwd",
         1,
-        # 300 is three column tiles: grouped, more than one group per slice (impl.expand.column_tiles_per_program)
-        st.tuples(feature_dim(150) | feature_dim(150) | st.just(300)),
+        lambda R: st.tuples(feature_dim(150) | feature_dim(150) | near(column_edges(R, 1))),
         Dims(widths=(40,)),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, base_output=base),
         cost=1,
@@ -150,7 +229,9 @@ OPS = [
     _expand_entry(
         "qkv_lora_b_fwd",
         3,
-        st.tuples(feature_dim(80) | feature_dim(80) | st.just(300), feature_dim(40)).map(lambda qk: (*qk, qk[1])),
+        lambda R: st.tuples(feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)), feature_dim(40)).map(
+            lambda qk: (*qk, qk[1])
+        ),
         Dims(widths=(24, 8, 8), stack_num=3),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, offsets, max(d.widths), base_output=base),
         cost=3,
@@ -179,7 +260,7 @@ OPS = [
     _expand_entry(
         "gate_up_lora_b_fwd",
         2,
-        (feature_dim(80) | feature_dim(80) | st.just(300)).map(lambda dim: (dim, dim)),
+        lambda R: (feature_dim(80) | feature_dim(80) | near(column_edges(R, 2))).map(lambda dim: (dim, dim)),
         Dims(widths=(16, 16), stack_num=2),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, d.widths[0], base_output=base),
         cost=2,

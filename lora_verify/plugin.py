@@ -179,6 +179,12 @@ def case_dir(request):
     return request.config.getoption("--case-dir")
 
 
+def _regimes_enforced(tally) -> bool:
+    from lora_verify import regimes
+
+    return regimes.enforced(tally, settings.get_current_profile_name())
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     tally = config._lora_tally
@@ -186,10 +192,13 @@ def pytest_sessionfinish(session, exitstatus):
         tally.write_progress()
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the tally over
         config.workeroutput[_KEY] = tally.dump()
-    started = getattr(config, "_lora_stamp", None)
-    if started and exitstatus == 0 and stamp.tree_digest(config.rootpath) == started[1]:
-        from hypothesis import settings
+    elif tally.regime_checks and _regimes_enforced(tally) and session.exitstatus == pytest.ExitCode.OK:
+        from lora_verify import regimes
 
+        if regimes.shortfalls(tally.regimes):  # the table in the summary names them
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    started = getattr(config, "_lora_stamp", None)
+    if started and session.exitstatus == 0 and stamp.tree_digest(config.rootpath) == started[1]:
         interpreting = os.environ.get("TRITON_INTERPRET") == "1"
         env = stamp.environment(settings.default.max_examples, settings.default.derandomize, interpreting)
         stamp.write(config.rootpath, env, time.monotonic() - started[0])
@@ -239,7 +248,20 @@ def pytest_terminal_summary(terminalreporter, config):
             f"Triton compiles (or loads from its cache): {tally.extra['compiles']}, {tally.extra['compile_s']:.0f} s "
             "summed over the workers"
         )
+    if tally.regime_checks:
+        from lora_verify import regimes
+
+        enforced = _regimes_enforced(tally)
+        terminalreporter.section("regime coverage (impl's kernels: examples whose launches took each regime)")
+        for line in regimes.format_coverage(tally.regimes, enforced):
+            terminalreporter.write_line(line)
+        short = regimes.shortfalls(tally.regimes)
+        if enforced and short:
+            terminalreporter.write_line(f"FAILED: {len(short)} regime(s) below their minimum")
+        elif not enforced:
+            terminalreporter.write_line("minimums not enforced: only a ci or gpu run of every property check is")
     path = config.getoption("--verdicts-json")
     if path:
         with open(path, "w") as f:
-            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices}, f, indent=1)
+            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices, "regimes": tally.regimes},
+                      f, indent=1)

@@ -36,6 +36,8 @@ class Tally:
         self.batches = 0  # generated batches; one may be checked by several (sub-)properties
         self.extra = {}  # more numbers for the progress file (lora_verify.compiles.STATS)
         self.progress = os.environ.get("LORA_PROGRESS")  # where write_progress keeps this process's tally
+        self.regimes = defaultdict(int)  # lora_verify.regimes key -> checked examples whose launches took it
+        self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._written = 0.0
 
     def record(self, op: str, layout: str, prop: str, ok: bool, ratio=None):
@@ -45,6 +47,12 @@ class Tally:
         row["worst"] = worse(row["worst"], None if ratio is None else float(ratio))
         if self.progress and time.monotonic() - self._written > 1.0:
             self.write_progress()
+
+    def count_regimes(self, check: str, keys):
+        """One checked example (of ``check``) whose kernel launches took the regimes ``keys``."""
+        self.regime_checks.add(check)
+        for key in keys:
+            self.regimes[key] += 1
 
     def not_claimed(self, op: str, layout: str, prop: str, reason: str):
         """``prop`` is not claimed by the implementation (the profile's reason): neither pass nor failure."""
@@ -89,13 +97,17 @@ class Tally:
             mine["not_claimed"] = mine["not_claimed"] or row["not_claimed"]
             mine["faults"] += [f for f in row.get("faults", ()) if f not in mine["faults"]]
         self.devices.update(data["devices"])
+        for key, n in data.get("regimes", {}).items():
+            self.regimes[key] += n
+        self.regime_checks.update(data.get("regime_checks", ()))
         self.header = self.header or data.get("header", [])
 
     def dump(self) -> str:
         rows = [[list(k), v] for k, v in self.rows.items()]
-        return json.dumps(
-            {"rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header, **self.extra}
-        )
+        return json.dumps({
+            "rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header,
+            "regimes": self.regimes, "regime_checks": sorted(self.regime_checks), **self.extra,
+        })
 
 
 def verdict(row) -> str:
@@ -128,7 +140,7 @@ def format_table(rows, header=()):
     head = f"{'operation':<20} {'layout':<9} {'property':<24} {'examples':>8} {'failed':>6}"
     lines.append(f"{head} {'worst err/bound':>15}  verdict")
     for r in rows:
-        worst = format_ratio(r["worst"]) if r["property"] == "close to reference" else "exact"
+        worst = format_ratio(r["worst"]) if "close to reference" in r["property"] else "exact"
         verdict_ = r["verdict"] + (f" ({r['not_claimed']})" if r["not_claimed"] else "")
         lines.append(
             f"{r['operation']:<20} {r['layout']:<9} {r['property']:<24} {r['examples']:>8} {r['failures']:>6} "

@@ -110,24 +110,37 @@ def values(dtypes=DTYPES):
     )
 
 
-MAX_RANKS = st.integers(1, 24) | st.sampled_from([33, 64, 96])  # 96: a rank block of 128, rank-masked
+def max_ranks():
+    """The pool's padded rank R: small, and block sizes' neighbours (96: a rank block of 128, rank-masked)."""
+    return st.integers(1, 24) | st.sampled_from([33, 64, 96])
 
 
-def batches(dims_strategy, dtypes=DTYPES):
-    """A whole batch for one operation: R, its slots, the sequences, the dims, the values (of ``dtypes``)."""
-    return _batches(dims_strategy, tuple(dtypes))
+def batches(dims_strategy, dtypes=DTYPES, ranks=None):
+    """A whole batch for one operation: R (from ``ranks``, default :func:`max_ranks`), its slots, the sequences,
+    the dims (``dims_strategy(R)``: an ``OpInfo.dims``), the values (of ``dtypes``). Built once per arguments."""
+    return _batches(dims_strategy, tuple(dtypes), ranks)
 
 
 @lru_cache(maxsize=None)
 @st.composite
-def _batches(draw, dims_strategy, dtypes):
-    max_rank = draw(MAX_RANKS)
+def _batches(draw, dims_strategy, dtypes, ranks):
+    max_rank = draw(ranks if ranks is not None else max_ranks())
     slots = draw(slot_pools(max_rank))
     seqs = draw(sequence_lists(len(slots)))
-    dims = draw(dims_strategy)
+    dims = draw(dims_strategy(max_rank))
     return Batch(max_rank, slots, seqs, dims, draw(values(dtypes)))
 
 
 def feature_dim(max_value: int = 100):
     """Hidden sizes, block multiples and their neighbours included."""
     return st.sampled_from([1, 16, 31, 32, 33, 64]) | st.integers(1, max_value)
+
+
+def boundaries(regime, stop: int, start: int = 1) -> list:
+    """The ``n`` in ``(start, stop]`` where ``regime(n) != regime(n - 1)``: the first value of each new regime."""
+    return [n for n in range(start + 1, stop + 1) if regime(n) != regime(n - 1)]
+
+
+def near(points, low: int = 1):
+    """Each point and its neighbours (just below, at, just above), none below ``low``."""
+    return st.sampled_from(sorted({p + d for p in points for d in (-1, 0, 1) if p + d >= low}))

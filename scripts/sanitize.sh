@@ -3,9 +3,9 @@
 # layout without its tile table and with its work grouped: table tiles, column tiles) under compute-sanitizer's
 # memcheck; any report fails it.
 # Each tensor gets its own cudaMalloc (no caching allocator), so a stray address past a tensor is
-# outside every allocation memcheck knows of. Usage: tests/sanitize.sh [extra pytest args]
+# outside every allocation memcheck knows of. Usage: scripts/sanitize.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-dev}"
 exec compute-sanitizer --tool memcheck --error-exitcode 86 --print-limit 5 \
-  python3 -m pytest -p no:xdist -p no:randomly -q -x tests/test_properties.py -k "close_to_reference or both" "$@"
+  python3 -m pytest -p no:xdist -p no:randomly -q -x lora_verify/suite/test_properties.py -k "close_to_reference or both" "$@"

@@ -56,7 +56,7 @@ class GraphOp:
 
     def dims(self):
         """The op's dims with each feature size snapped to ``FEATURES``."""
-        dims = self.last.dims
+        dims = self.last.dims(max(RANKS))  # feature sizes are snapped below: R only picks the edges
         if len(self.stages) == 2:
             dims = st.tuples(feature_dim(), dims).map(lambda kd: replace(kd[1], k=kd[0]))
         return dims.map(lambda d: replace(d, k=d.k and snap(d.k), widths=tuple(map(snap, d.widths))))

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lora_verify import regimes
 from lora_verify.cases import case_record, saved_on_failure
 from lora_verify.faults import guarded
 from lora_verify.inputs import materialize
@@ -27,14 +28,14 @@ BUNDLE = int(os.environ.get("LORA_BUNDLE", "1"))
 
 
 @lru_cache(maxsize=None)
-def bundles(dims, dtypes):
-    return st.lists(batches(dims, dtypes=dtypes), min_size=1, max_size=BUNDLE)
+def bundles(dims, dtypes, ranks):
+    return st.lists(batches(dims, dtypes=dtypes, ranks=ranks), min_size=1, max_size=BUNDLE)
 
 
 def drawn(data, op, dtypes) -> list:
     if BUNDLE == 1:
-        return [data.draw(batches(op.dims, dtypes=dtypes), label="batch")]
-    return data.draw(bundles(op.dims, tuple(dtypes)), label="batches")
+        return [data.draw(batches(op.dims, dtypes=dtypes, ranks=op.ranks), label="batch")]
+    return data.draw(bundles(op.dims, tuple(dtypes), op.ranks), label="batches")
 
 
 CHECKS = [
@@ -51,11 +52,15 @@ def test_property(op, prop_name, layout, impl_module, profile, device, verdicts,
     if reason:
         verdicts.not_claimed(op.name, layout, prop_name, reason)
         pytest.skip(f"not claimed by {profile.name}: {reason}")
+    check = regimes.check_name(op.name, layout, prop_name)
     for batch in drawn(data, op, profile.dtypes):
         verdicts.batches += 1
         case = materialize(batch, op, device, strided_x=profile.strided_x)
         params = data.draw(prop.params(case), label="params") if prop.params else {}
         record = case_record(op.name, layout, prop_name, batch, params, impl_module.__name__, device, "in flight")
-        with saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device):
-            with guarded(case_dir, record, verdicts, device):  # a crash or hang of the kernel: saved, counted, survived
-                prop.check(impl_module, case, layout, verdicts, profile, **params)
+        with (
+            saved_on_failure(case_dir, op.name, layout, prop_name, batch, params, impl_module.__name__, device),
+            guarded(case_dir, record, verdicts, device),  # a crash or hang of the kernel: saved, counted, survived
+            regimes.counted(verdicts, check, impl_module),
+        ):
+            prop.check(impl_module, case, layout, verdicts, profile, **params)

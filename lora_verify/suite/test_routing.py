@@ -15,17 +15,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import impl
+from impl.routing import ROWS_PER_STEP
 from impl.segments import BLOCK_S
+from lora_verify import regimes
 from lora_verify.inputs import batch_info_of
-from lora_verify.strategies import Batch, Dims, Values, sequence_lists, slot_pools
+from lora_verify.strategies import Batch, Dims, Seq, Values, near, sequence_lists, slot_pools
+
+STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # rows whose tiles one step of the tile-table kernel writes (or zeroes)
 
 
 @st.composite
 def routed_batches(draw):
     slots = draw(slot_pools(max_rank=4, max_slots=8))
     seqs = draw(sequence_lists(len(slots), max_seqs=12))
+    if draw(st.integers(0, 7)) == 0:  # a segment around one write step of the tile table
+        seqs += (Seq(draw(near([STEP_ROWS, STEP_ROWS + 1])), draw(st.integers(0, len(slots) - 1))),)
     batch = Batch(4, slots, seqs, Dims(), Values(seed=0))
-    spare = draw(st.integers(0, 5))  # capacity past the live rows, as under CUDA graphs
+    # capacity past the live rows, as under CUDA graphs; around one zeroing step of the table's idle rows
+    spare = draw(st.integers(0, 5) | near([STEP_ROWS]))
     return batch, batch.num_tokens + spare
 
 
@@ -37,7 +44,9 @@ def test_routing_invariants(device, verdicts, drawn):
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
-    with verdicts.check("routing (ours)", "sorted", "routing invariants"):
+    with verdicts.check("routing (ours)", "sorted", "routing invariants"), regimes.counted(
+        verdicts, regimes.ROUTING_CHECK, impl
+    ):
         try:
             routed = impl.sort_by_adapter(per_seq, capacity)
         finally:

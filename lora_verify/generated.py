@@ -1,0 +1,187 @@
+"""Mutants generated mechanically from the AST of impl's kernels: every ``@triton.jit`` function, routing's host code.
+
+Beside the hand-written catalogue (``lora_verify/mutants.py``: bugs someone thought of), every operator of
+these classes in that code becomes one mutant:
+
+- ``cmp``: a comparison flipped at its boundary: ``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``;
+- ``mask``: ``mask=`` dropped from a ``tl.load``/``tl.store`` (with ``other=``, which Triton refuses alone);
+- ``exit``: an early exit dropped (the ``return`` of an ``if`` made ``pass``), or its condition negated;
+- ``other``: a masked load's ``other=`` changed (0 -> 1, anything else -> 0);
+- ``arith``: ``+`` <-> ``-`` in a binary operation;
+- ``augassign``: ``+=`` turned into ``=``.
+
+Each is an edit of the file's text at the operator's position (the rest of the file, comments included, is
+kept), named stably as ``<file stem>.<function>.L<line>.<class>.<index>`` (``index`` counts the class's
+mutants on that line). :class:`GeneratedMutant` has the hand catalogue's interface, so ``lora_verify/mutate.py``
+runs both the same way. ``EQUIVALENT`` holds the mutants no input of the contract can tell from the original,
+each with the reason; a name there that is generated no more fails loudly (:func:`generate`).
+"""
+
+import ast
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCES = {  # file -> which functions: "jit" (every @triton.jit one) or a list of host functions besides them
+    "impl/segments.py": (),
+    "impl/shrink.py": (),
+    "impl/expand.py": (),
+    "impl/routing.py": ("route", "tile_table", "sort_by_adapter"),
+}
+CLASSES = ("cmp", "mask", "exit", "other", "arith", "augassign")
+FLIP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
+        ast.Eq: ("==", "!="), ast.NotEq: ("!=", "==")}
+SWAP = {ast.Add: ("+", "-"), ast.Sub: ("-", "+")}
+OOB = "could read or write out of bounds"  # what a dropped mask risks; the GPU runs these under memcheck
+
+
+@dataclass(frozen=True)
+class GeneratedMutant:
+    name: str
+    file: str
+    line: int
+    cls: str  # one of CLASSES
+    edits: tuple  # ((byte start, byte end, original bytes, replacement bytes), ...), ascending
+    what: str
+    equivalent: str = ""
+    quick: bool = False
+
+    def planted(self, text: str) -> str:
+        """``text`` (the source of ``file``) with the edit made; the original bytes must be where they were."""
+        data = text.encode()
+        for start, end, original, _ in self.edits:
+            assert data[start:end] == original, (
+                f"mutant {self.name}: {data[start:end]!r} at bytes {start}:{end} of {self.file}, expected {original!r}"
+            )
+        for start, end, _, replacement in reversed(self.edits):
+            data = data[:start] + replacement + data[end:]
+        return data.decode()
+
+    def apply(self, root: Path) -> None:
+        path = root / self.file
+        path.write_text(self.planted(path.read_text()))
+
+    @property
+    def out_of_bounds(self) -> bool:
+        """A mutant whose bug may be a stray access only (dropped mask, mask or exit condition changed):
+        the GPU half runs it under compute-sanitizer's memcheck."""
+        return self.cls in ("mask", "exit", "cmp")
+
+
+def _is_jit(fn: ast.FunctionDef) -> bool:
+    return any(ast.unparse(d).endswith("jit") for d in fn.decorator_list)
+
+
+class _Source:
+    """A file's bytes with (line, column) -> byte offset (ast's columns are UTF-8 byte offsets)."""
+
+    def __init__(self, text: str):
+        self.data = text.encode()
+        self.starts = [0]
+        for line in self.data.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+
+    def offset(self, line: int, col: int) -> int:
+        return self.starts[line - 1] + col
+
+    def start(self, node) -> int:
+        return self.offset(node.lineno, node.col_offset)
+
+    def end(self, node) -> int:
+        return self.offset(node.end_lineno, node.end_col_offset)
+
+    def operator(self, lo: int, hi: int, op: str) -> tuple:
+        """Byte span of the operator ``op`` between two operands (bytes ``lo:hi``), where only it, parentheses,
+        white space, line continuations and comments may sit."""
+        segment = re.sub(rb"#[^\n]*", lambda m: b" " * len(m.group()), self.data[lo:hi])
+        found = [(m.start(), m.group()) for m in re.finditer(rb"[^\s()\\]+", segment)]
+        assert [tok for _, tok in found] == [op.encode()], f"{op!r} not alone in {self.data[lo:hi]!r}"
+        return lo + found[0][0], lo + found[0][0] + len(op.encode())
+
+
+def _keyword_span(src: _Source, call: ast.Call, name: str) -> tuple:
+    """Bytes of ``, name=value`` in ``call`` (from the end of the argument before it)."""
+    items = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
+    index = next(i for i, k in enumerate(items) if isinstance(k, ast.keyword) and k.arg == name)
+    assert index > 0, "a keyword argument after the pointer"
+    return src.end(items[index - 1]), src.end(items[index])
+
+
+def _tl_call(node, names) -> bool:
+    f = node.func if isinstance(node, ast.Call) else None
+    return isinstance(f, ast.Attribute) and f.attr in names and isinstance(f.value, ast.Name) and f.value.id == "tl"
+
+
+def _edits_of(src: _Source, fn: ast.FunctionDef, jit: bool):
+    """``(class, line, edits, what)`` for every mutation point of ``fn``."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Compare):
+            left = node.left
+            for op, right in zip(node.ops, node.comparators, strict=True):
+                if type(op) in FLIP:
+                    old, new = FLIP[type(op)]
+                    lo, hi = src.operator(src.end(left), src.start(right), old)
+                    yield "cmp", node.lineno, ((lo, hi, old.encode(), new.encode()),), f"`{old}` -> `{new}`"
+                left = right
+        elif isinstance(node, ast.BinOp) and type(node.op) in SWAP:
+            old, new = SWAP[type(node.op)]
+            lo, hi = src.operator(src.end(node.left), src.start(node.right), old)
+            yield "arith", node.lineno, ((lo, hi, old.encode(), new.encode()),), f"`{old}` -> `{new}`"
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            lo, hi = src.operator(src.end(node.target), src.start(node.value), "+=")
+            yield "augassign", node.lineno, ((lo, hi, b"+=", b"="),), "`+=` -> `=`"
+        elif isinstance(node, ast.If) and [type(s) for s in node.body] == [ast.Return] and not node.orelse:
+            ret = node.body[0]
+            lo, hi = src.start(ret), src.end(ret)
+            yield "exit", node.lineno, ((lo, hi, src.data[lo:hi], b"pass"),), "early exit dropped"
+            lo, hi = src.start(node.test), src.end(node.test)
+            test = src.data[lo:hi]
+            yield "exit", node.lineno, ((lo, hi, test, b"not (" + test + b")"),), "early exit's condition negated"
+        elif jit and _tl_call(node, ("load", "store")):
+            keywords = {k.arg: k for k in node.keywords}
+            if "mask" in keywords:
+                spans = sorted(_keyword_span(src, node, k) for k in ("mask", "other") if k in keywords)
+                edits = tuple((lo, hi, src.data[lo:hi], b"") for lo, hi in spans)
+                yield "mask", node.lineno, edits, f"`mask=` dropped from tl.{node.func.attr}"
+            other = keywords.get("other")
+            if other is not None:
+                lo, hi = src.start(other.value), src.end(other.value)
+                value = ast.literal_eval(other.value)
+                new = ("1.0" if isinstance(value, float) else "1") if value == 0 else "0"
+                yield "other", node.lineno, ((lo, hi, src.data[lo:hi], new.encode()),), (
+                    f"`other={src.data[lo:hi].decode()}` -> `other={new}`"
+                )
+
+
+def generate(root: Path) -> list:
+    """Every generated mutant of the tree at ``root``, in file and source order."""
+    out, names = [], set()
+    for file, host in SOURCES.items():
+        text = (root / file).read_text()
+        src, tree, stem = _Source(text), ast.parse(text), Path(file).stem
+        for fn in tree.body:
+            if not isinstance(fn, ast.FunctionDef) or not (_is_jit(fn) or fn.name in host):
+                continue
+            counts = {}
+            for cls, line, edits, what in sorted(_edits_of(src, fn, _is_jit(fn)), key=lambda e: (e[2][0][0], e[0])):
+                index = counts[(line, cls)] = counts.get((line, cls), -1) + 1
+                name = f"{stem}.{fn.name}.L{line}.{cls}.{index}"
+                code = text.splitlines()[line - 1].strip()
+                out.append(GeneratedMutant(name, file, line, cls, edits, f"{what} in `{code[:80]}`",
+                                           EQUIVALENT.get(name, "")))
+                names.add(name)
+    stale = sorted(set(EQUIVALENT) - names)
+    assert not stale, f"EQUIVALENT names mutants that are generated no more (impl changed?): {stale}"
+    return out
+
+
+def sample(mutants: list, size: int, seed: int) -> list:
+    """A seeded sample of ``size`` mutants (in their order): the same names for the same tree and seed."""
+    if size >= len(mutants):
+        return list(mutants)
+    chosen = set(random.Random(seed).sample(range(len(mutants)), size))
+    return [m for i, m in enumerate(mutants) if i in chosen]
+
+
+EQUIVALENT = {}  # name -> why no input of the contract can tell it from the original (docs/mutants.md)

@@ -1,0 +1,310 @@
+"""The regimes of impl's kernels: which path each launch took, declared once, and how often checked examples hit each.
+
+A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two,
+or not: ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program
+(grouped) and the table's tail; expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked
+weights and rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup
+in ``seg_indptr``); programs with nothing to do (tiles past the live ones). :func:`recording` observes
+launches without changing them: for its duration the ``run`` method of each ``@triton.jit`` object
+(``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to summarise the launch into
+facts (:class:`Launch`) before it runs. Each :class:`Regime` is a predicate over one launch's facts and
+the number of checked examples the CI profile must give it; the suite counts, per example, the regimes
+its launches took (``Tally.regimes``), the plugin prints the table and fails a complete ``ci`` run in
+which a regime got fewer examples than its minimum.
+"""
+
+import contextlib
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import triton
+
+KERNELS = {  # observed kernel -> its module
+    "_shrink_kernel": "impl.shrink",
+    "_sum_splits_kernel": "impl.shrink",
+    "_expand_kernel": "impl.expand",
+    "_tile_table_kernel": "impl.routing",
+}
+
+
+@dataclass(frozen=True)
+class Launch:
+    kernel: str
+    grid: tuple  # three ints
+    facts: dict  # what the regimes are decided on (see the ``_facts_*`` functions)
+
+
+def _pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _rows(a: dict, grid: tuple, tile_programs: int) -> dict:
+    """How the programs of the tile axis find their rows, and how many of the ``tile_programs`` serve none.
+
+    Live tiles are the segments' (or the table's) tiles with rows; ``slots`` the slots of the live ones.
+    """
+    block_s, ranks = a["BLOCK_S"], a["lora_ranks"].tolist()
+    if a["TABLE"]:
+        table = a["tiles"].tolist()
+        tiles = [(rows, slot) for _, rows, slot in table]
+        path = "table"
+    else:
+        n = a["num_segments"]
+        lens, slots = a["seg_lens"][:n].tolist(), a["weight_indices"][:n].tolist()
+        tiles = [(min(block_s, length - i), s) for length, s in zip(lens, slots, strict=True)
+                 for i in range(0, length, block_s)]
+        path = "lookup" if a["SORTED"] else "per-sequence"
+    live = [(rows, slot) for rows, slot in tiles if rows > 0]
+    return dict(path=path, table=tiles, live_tiles=len(live), idle=tile_programs > len(live),
+                slots=sorted({slot for _, slot in live}), ranks=ranks)
+
+
+def _facts_shrink(a: dict, grid: tuple) -> dict:
+    K, k_split, block_n, group = a["K"], a["k_split"], a["BLOCK_N"], a["GROUP"]
+    splits, n_tiles = triton.cdiv(K, k_split), a["n_tiles"]
+    tile_programs = a["num_tiles"] if a["TABLE"] else grid[0] * grid[1]
+    f = _rows(a, grid, tile_programs)
+    n_valid = [a["stack_num"] * f["ranks"][s] for s in f["slots"]]
+    groups = [f["table"][i : i + group] for i in range(0, len(f["table"]), group)] if group > 1 else []
+    return dict(
+        f,
+        splits=splits,
+        block_k=a["BLOCK_K"],
+        k_tail=K % a["BLOCK_K"] != 0,
+        split_tail=K % k_split != 0,
+        n_tiles=n_tiles,
+        rank_exit=any(n <= (n_tiles - 1) * block_n for n in n_valid),  # some column tile has nothing to do
+        rank0=0 in n_valid,
+        group=group,
+        table_tail=group > 1 and len(f["table"]) % group != 0,
+        mixed_group=any(len({s for rows, s in g if rows > 0}) > 1 for g in groups),
+        idle_group=any(all(rows == 0 for rows, _ in g) for g in groups),
+    )
+
+
+def _facts_sum(a: dict, grid: tuple) -> dict:
+    numel = int(a["seg_indptr"][a["num_segments"]]) * a["N"]
+    return dict(splits=a["splits"], padded=a["splits"] < a["SPLITS"], tail=numel % a["BLOCK"] != 0)
+
+
+def _facts_expand(a: dict, grid: tuple) -> dict:
+    f = _rows(a, grid, grid[0] * grid[1])
+    block_n, group, per_slice = a["BLOCK_N"], a["group_size"], a["groups_per_slice"]
+    slices = grid[2] // per_slice
+    if a["OFFSETS_IN_TENSOR"]:
+        offsets = a["output_offset"][: slices + 1].tolist()
+        widths = [hi - lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
+    else:
+        widths = [a["slice_width"]] * slices
+    tiles_per_slice = triton.cdiv(a["slice_width"], block_n)
+    ranks = [f["ranks"][s] for s in f["slots"]]
+    return dict(
+        f,
+        column_tiles=group,
+        groups_per_slice=per_slice,
+        clipped=tiles_per_slice % group != 0,  # a slice's last group has fewer tiles than the others
+        narrow_exit=any(triton.cdiv(w, block_n) <= (per_slice - 1) * group for w in widths),
+        block_k=a["BLOCK_K"],
+        even_k=a["EVEN_K"],
+        rank_masked=any(0 < r < a["BLOCK_K"] for r in ranks),
+        rank0=0 in ranks,
+    )
+
+
+def _facts_tile_table(a: dict, grid: tuple) -> dict:
+    n, block_s = a["num_segments"], a["BLOCK_S"]
+    tiles = [triton.cdiv(length, block_s) for length in a["seg_lens"][:n].tolist()]
+    rows_per_step = int(importlib.import_module(KERNELS["_tile_table_kernel"]).ROWS_PER_STEP)
+    return dict(
+        padded=n < a["SEGMENTS"],
+        empty_segment=0 in tiles,
+        long_segment=max(tiles, default=0) > rows_per_step,
+        idle_rows=a["length"] > sum(tiles),
+        zeroing_steps=triton.cdiv(max(a["length"] - sum(tiles), 0), rows_per_step),
+    )
+
+
+FACTS = {
+    "_shrink_kernel": _facts_shrink,
+    "_sum_splits_kernel": _facts_sum,
+    "_expand_kernel": _facts_expand,
+    "_tile_table_kernel": _facts_tile_table,
+}
+
+
+def _bind(fn, args, kwargs) -> dict:
+    bound = dict(zip(fn.arg_names, args, strict=False))  # the launch passes a prefix
+    bound.update(kwargs)
+    return bound
+
+
+@contextlib.contextmanager
+def recording():
+    """Yields a list that collects a :class:`Launch` per launch of impl's kernels, for the duration."""
+    launches, wrapped = [], []
+    for name, module in KERNELS.items():
+        fn = getattr(importlib.import_module(module), name)
+
+        def run(*args, grid, warmup, _fn=fn, _name=name, **kwargs):
+            if not warmup:
+                g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
+                launches.append(Launch(_name, g, FACTS[_name](_bind(_fn, args, kwargs), g)))
+            return type(_fn).run(_fn, *args, grid=grid, warmup=warmup, **kwargs)
+
+        fn.run = run  # an instance attribute: kernel[grid](...) calls self.run
+        wrapped.append(fn)
+    try:
+        yield launches
+    finally:
+        for fn in wrapped:
+            del fn.run
+
+
+ROUTING_CHECK = "routing"  # lora_verify/suite/test_routing.py: the tile table's kernel on large tables
+
+
+def check_name(op: str, layout: str, prop: str) -> str:
+    """How the table names a property check that fed it (a complete run has every one: ``required_checks``)."""
+    return f"{op} {layout} {prop}"
+
+
+def edge_check(op: str) -> str:
+    """How the table names the regime-boundary cases of an operation (lora_verify/suite/test_edges.py)."""
+    return f"{op} regime edges"
+
+
+def required_checks() -> set:
+    """Every check whose examples the minimums count on: each property of each operation, each operation's
+    regime edges, and routing."""
+    from lora_verify.ops import OPS
+    from lora_verify.properties import PROPERTIES
+
+    checks = {check_name(op.name, layout, p.name) for op in OPS for p in PROPERTIES for layout in p.layouts}
+    return checks | {edge_check(op.name) for op in OPS} | {ROUTING_CHECK}
+
+
+ENFORCED_PROFILES = ("ci", "gpu")  # derandomised; the gpu profile draws ten times the ci profile's examples
+
+
+def enforced(tally, profile: str) -> bool:
+    """Minimums hold a run of the ``ci`` (or ``gpu``) profile that ran every required check (not a ``-k``
+    subset, not the mutation runner's profile)."""
+    return profile in ENFORCED_PROFILES and required_checks() <= tally.regime_checks
+
+
+@contextlib.contextmanager
+def counted(tally, check: str, module):
+    """Counts the regimes the body's launches take as one example of ``check`` (a name for the table's
+    completeness), when ``module`` is impl: the regimes are its kernels'."""
+    if getattr(module, "__name__", None) != "impl":
+        yield
+        return
+    with recording() as launches:
+        try:
+            yield
+        finally:
+            tally.count_regimes(check, taken(launches))
+
+
+@dataclass(frozen=True)
+class Regime:
+    kernel: str
+    name: str
+    holds: Callable  # (facts) -> bool
+    minimum: int  # examples the ci profile must give it
+
+    @property
+    def key(self) -> str:
+        return f"{self.kernel}: {self.name}"
+
+
+def _shrink_constants():
+    return importlib.import_module(KERNELS["_shrink_kernel"])
+
+
+def _expand_constants():
+    return importlib.import_module(KERNELS["_expand_kernel"])
+
+
+MIN = 10  # examples of the ci profile every regime must get (rare ones: their own, lower, with the reason)
+
+
+def _regimes():
+    shrink, expand = _shrink_constants(), _expand_constants()
+    long_k, max_tiles = shrink.BLOCK_K_LONG, expand.MAX_COLUMN_TILES
+    paths = [("per-sequence", "per-sequence rows"), ("lookup", "sorted, lookup in seg_indptr (no table)"),
+             ("table", "sorted, tile table")]
+    out = []
+    for kernel in ("_shrink_kernel", "_expand_kernel"):
+        for path, what in paths:
+            out.append(Regime(kernel, what, lambda f, p=path: f["path"] == p, MIN))
+            out.append(Regime(kernel, f"{what}: idle programs", lambda f, p=path: f["path"] == p and f["idle"], MIN))
+        out.append(Regime(kernel, "rank-0 rows", lambda f: f["rank0"], MIN))
+    out += [
+        Regime("_shrink_kernel", "1 split of K", lambda f: f["splits"] == 1, MIN),
+        Regime("_shrink_kernel", "splits a power of two > 1", lambda f: f["splits"] > 1 and _pow2(f["splits"]), MIN),
+        Regime("_shrink_kernel", "splits not a power of two", lambda f: not _pow2(f["splits"]), MIN),
+        Regime("_shrink_kernel", "last split short (K % k_split)", lambda f: f["split_tail"], MIN),
+        Regime("_shrink_kernel", "K tail masked (K % BLOCK_K)", lambda f: f["k_tail"], MIN),
+        Regime("_shrink_kernel", f"long-K blocks (BLOCK_K {long_k})", lambda f: f["block_k"] == long_k, MIN),
+        Regime("_shrink_kernel", "long-K blocks, splits not a power of two",
+               lambda f: f["block_k"] == long_k and not _pow2(f["splits"]), MIN),
+        Regime("_shrink_kernel", "several column tiles", lambda f: f["n_tiles"] > 1, MIN),
+        Regime("_shrink_kernel", "column tiles past stack_num*r (exit)", lambda f: f["rank_exit"], MIN),
+        Regime("_shrink_kernel", f"grouped: {shrink.GROUP} table tiles per program", lambda f: f["group"] > 1, MIN),
+        Regime("_shrink_kernel", "grouped: last group past the table's end", lambda f: f["table_tail"], MIN),
+        Regime("_shrink_kernel", "grouped: several slots in one group", lambda f: f["mixed_group"], MIN),
+        Regime("_shrink_kernel", "grouped: a group of idle tiles only", lambda f: f["idle_group"], MIN),
+        Regime("_sum_splits_kernel", "1 split", lambda f: f["splits"] == 1, MIN),
+        Regime("_sum_splits_kernel", "splits padded to a power of two (masked)", lambda f: f["padded"], MIN),
+        Regime("_sum_splits_kernel", "last block partial", lambda f: f["tail"], MIN),
+        Regime("_expand_kernel", "1 column tile per program", lambda f: f["column_tiles"] == 1, MIN),
+        Regime("_expand_kernel", f"2..{max_tiles // 2} column tiles per program",
+               lambda f: 1 < f["column_tiles"] < max_tiles, MIN),
+        Regime("_expand_kernel", f"{max_tiles} column tiles per program",
+               lambda f: f["column_tiles"] == max_tiles, MIN),
+        Regime("_expand_kernel", "several column groups per slice", lambda f: f["groups_per_slice"] > 1, MIN),
+        Regime("_expand_kernel", "a slice's last group clipped", lambda f: f["clipped"], MIN),
+        Regime("_expand_kernel", "groups past a narrower slice (exit)", lambda f: f["narrow_exit"], MIN),
+        Regime("_expand_kernel", "whole-rank weights (EVEN_K)", lambda f: f["even_k"], MIN),
+        Regime("_expand_kernel", "rank-masked weights (R < BLOCK_K)", lambda f: not f["even_k"], MIN),
+        Regime("_expand_kernel", "ranks below the block (rank mask)", lambda f: f["rank_masked"], MIN),
+    ]
+    from lora_verify.ops import RANK_LIMIT
+
+    blocks = sorted({expand.expand_blocks(r)[1] for r in range(1, RANK_LIMIT + 1)})  # the ranks the CPU suite draws
+    out += [Regime("_expand_kernel", f"rank block BLOCK_K {b}", lambda f, b=b: f["block_k"] == b, MIN) for b in blocks]
+    out += [
+        Regime("_tile_table_kernel", "segments padded to SEGMENTS", lambda f: f["padded"], MIN),
+        Regime("_tile_table_kernel", "an empty segment", lambda f: f["empty_segment"], MIN),
+        Regime("_tile_table_kernel", "idle rows zeroed", lambda f: f["idle_rows"], MIN),
+        Regime("_tile_table_kernel", "a segment of more than ROWS_PER_STEP tiles", lambda f: f["long_segment"], MIN),
+        Regime("_tile_table_kernel", "idle rows zeroed in several steps", lambda f: f["zeroing_steps"] > 1, MIN),
+    ]
+    return out
+
+
+REGIMES = _regimes()
+
+
+def taken(launches) -> set:
+    """The keys of the regimes that at least one of ``launches`` took."""
+    return {r.key for r in REGIMES for launch in launches if launch.kernel == r.kernel and r.holds(launch.facts)}
+
+
+def coverage_rows(counts: dict) -> list:
+    """``(regime, examples, minimum)`` per declared regime, in declaration order."""
+    return [(r, counts.get(r.key, 0), r.minimum) for r in REGIMES]
+
+
+def shortfalls(counts: dict) -> list:
+    return [r.key for r, n, minimum in coverage_rows(counts) if n < minimum]
+
+
+def format_coverage(counts: dict, enforced: bool) -> list:
+    lines = [f"{'kernel':<20} {'regime':<46} {'examples':>8} {'min':>4}  status"]
+    for r, n, minimum in coverage_rows(counts):
+        status = "ok" if n >= minimum else ("BELOW MINIMUM" if enforced else "below minimum (not enforced)")
+        lines.append(f"{r.kernel:<20} {r.name:<46} {n:>8} {minimum:>4}  {status}")
+    return lines

@@ -1,0 +1,56 @@
+"""The regime recorder observes impl's launches without changing them, and the coverage check counts them right."""
+
+import torch
+
+import impl
+from impl import shrink
+from lora_verify import regimes
+from lora_verify.report import Tally
+
+
+def _shrink_once(K: int, lengths=(3, 2)):
+    bi = impl.per_sequence(list(lengths), [0, 1], [4, 2], [1.0, 1.0])
+    x = torch.randn(sum(lengths), K).to(torch.bfloat16)
+    w = torch.randn(2, 4, K).to(torch.bfloat16)
+    with regimes.recording() as launches:
+        y = impl.sgemm_lora_a_fwd(x, w, bi)
+    return launches, y, (x, w, bi)
+
+
+def test_recording_sees_each_launch_and_leaves_the_kernels_as_they_were():
+    launches, y, (x, w, bi) = _shrink_once(K=150)  # 3 splits of 64: not a power of two
+    assert [launch.kernel for launch in launches] == ["_shrink_kernel", "_sum_splits_kernel"]
+    assert launches[0].facts["splits"] == 3 and launches[1].facts["padded"]
+    assert "run" not in vars(shrink._shrink_kernel)  # unwrapped again
+    again = impl.sgemm_lora_a_fwd(x, w, bi)  # unobserved: the same bits on the defined cells (slot 1 has rank 2)
+    assert torch.equal(y[:3], again[:3]) and torch.equal(y[3:, :2], again[3:, :2])
+
+
+def test_regimes_taken_follow_the_split_count():
+    three = regimes.taken(_shrink_once(K=150)[0])
+    one = regimes.taken(_shrink_once(K=40)[0])
+    assert "_shrink_kernel: splits not a power of two" in three - one
+    assert "_shrink_kernel: 1 split of K" in one - three
+    assert "_shrink_kernel: per-sequence rows" in one & three
+
+
+def test_minimums_are_enforced_only_on_a_complete_ci_run():
+    tally = Tally()
+    for check in regimes.required_checks():
+        tally.count_regimes(check, [])
+    assert regimes.enforced(tally, "ci") and not regimes.enforced(tally, "dev")
+    assert len(regimes.shortfalls(tally.regimes)) == len(regimes.REGIMES)  # nothing taken: every regime short
+    partial = Tally()
+    partial.count_regimes(regimes.ROUTING_CHECK, [])
+    assert not regimes.enforced(partial, "ci")
+    merged = Tally()
+    merged.merge(tally.dump())
+    assert merged.regime_checks == tally.regime_checks
+
+
+def test_counts_merge_across_workers():
+    a, b = Tally(), Tally()
+    a.count_regimes("x", ["r1", "r2"])
+    b.count_regimes("y", ["r1"])
+    a.merge(b.dump())
+    assert dict(a.regimes) == {"r1": 2, "r2": 1} and a.regime_checks == {"x", "y"}
