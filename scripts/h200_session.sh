@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One device session's GPU work, in phases that each fit one 10-minute call (the device tool's limit), from the
+# repository root with .carry (the releases' and peers' kernel files) carried:
+#
+#   scripts/h200_session.sh PHASE OUTDIR
+#
+# smoke  (~3 min)  every tool once, compiled, small: the suite at the dev profile (-x), one matrix row, the
+#                  peers' fixed batches, the benchmark's tiny dry run, 20 s of fuzzing, two generated mutants.
+# a      (~9 min)  GPU 0: the sglang release matrix (scripts/matrix_gpu.sh, ci profile) and rows past 2^31
+#                  elements; GPU 1 (if there is one): the peers (scripts/peers_gpu.sh, ci profile), then our
+#                  suite at the gpu profile (real layer shapes included) in the time left.
+# b      (~9 min)  GPU 0: the benchmark's full grid against every peer; GPU 1 (or after it): fuzzing
+#                  throughput, then the generated mutants compiled (with memcheck).
+# Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
+# and OUTDIR/<phase>.txt (the summary lines).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+phase=${1:?usage: scripts/h200_session.sh smoke|a|b OUTDIR}; out=${2:?OUTDIR}
+mkdir -p "$out/$phase"; out=$(realpath "$out"); res="$out/$phase"
+export PYTHONPATH=.carry/sglang/0.5.23 LORA_SGLANG_PEERS=.carry/csgmv_tv2/sglang_peers LORA_VLLM=.carry/vllm
+gpus=$(nvidia-smi -L | wc -l); cores=$(nproc)
+half=$((gpus > 1 ? cores / 2 : cores))
+first="0-$((half - 1))"; second="$half-$((cores - 1))"; [ "$gpus" -gt 1 ] || second=$first
+on() {  # GPU CORES CMD...: one GPU and a share of the cores
+  local gpu=$1 cpus=$2; shift 2
+  CUDA_VISIBLE_DEVICES=$gpu taskset -c "$cpus" "$@"
+}
+say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
+say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
+
+case $phase in
+smoke)
+  (HYPOTHESIS_PROFILE=dev timeout 170 python3 -m pytest -x -q -n 10 -p no:cacheprovider \
+     --verdicts-json "$res/suite_dev.json" --case-dir "$res/cases" >"$res/suite_dev.log" 2>&1
+   say "suite, dev profile, -x: exit $? $(grep -E ' passed| failed' "$res/suite_dev.log" | tail -1)") &
+  (timeout 150 python3 -m lora_verify matrix --sglang-release .carry/sglang/0.5.23 .carry/sglang/0.4.8 \
+     --out "$res/matrix" --profile dev -n 2 -j 2 -- -k close_to_reference >"$res/matrix.log" 2>&1
+   say "matrix 0.5.23/0.4.8, closeness, dev: exit $?"; grep -E "^\| sglang" "$res/matrix/matrix.md" | head -4 | tee -a "$out/$phase.txt") &
+  wait
+  (LORA_SGLANG=$LORA_SGLANG_PEERS timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_peers.py \
+     >"$res/test_peers.log" 2>&1; say "test_peers: exit $? $(tail -1 "$res/test_peers.log")") &
+  (LORA_SGLANG=$LORA_SGLANG_PEERS timeout 90 python3 -m lora_verify bench --tiny --dry-run --out "$res/bench" \
+     >"$res/bench.log" 2>&1; say "bench --tiny --dry-run: exit $? $(tail -1 "$res/bench.log")") &
+  (timeout 60 python3 -m lora_verify fuzz --minutes 0.33 -n 4 --bundle 8 --report "$res/fuzz.json" \
+     --case-dir "$res/fuzz_cases" >"$res/fuzz.log" 2>&1
+   say "fuzz 20 s: exit $? $(tr '\r' '\n' <"$res/fuzz.log" | grep -E 'batches in' | tail -1)") &
+  wait
+  (timeout 100 python3 -m lora_verify mutants --generated --sample 2 --seed 0 -j 2 --compiled --parallel-sanity \
+     --budget 10 --json "$res/mutants.json" >"$res/mutants.log" 2>&1; say "mutants: exit $? $(tail -1 "$res/mutants.log")")
+  ;;
+a)
+  (ROW_TIMEOUT=200 STEPS="matrix offsets" on 0 "$first" timeout 560 scripts/matrix_gpu.sh "$res/releases" \
+     >"$res/matrix_gpu.log" 2>&1; say "matrix_gpu: exit $?"; cat "$res/matrix_gpu.log" >>"$out/$phase.txt") &
+  (LORA_SGLANG=$LORA_SGLANG_PEERS on $((gpus - 1)) "$second" timeout 330 scripts/peers_gpu.sh "$res/peers" ci "$half" \
+     >"$res/peers_gpu.log" 2>&1; say "peers_gpu: exit $?"; cat "$res/peers_gpu.log" >>"$out/$phase.txt"
+   on $((gpus - 1)) "$second" timeout $((560 - SECONDS)) scripts/gpu_suite.sh "$res/suite" "$half" \
+     >"$res/gpu_suite.log" 2>&1; say "gpu_suite (gpu profile): exit $?"; cat "$res/gpu_suite.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+b)
+  (LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" timeout 540 python3 -m lora_verify bench --grid full --rep 2 \
+     --compile-jobs "$half" --budget-s 470 --out "$res/bench" >"$res/bench.log" 2>&1
+   say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt") &
+  if [ "$gpus" -lt 2 ]; then wait; fi
+  (on $((gpus - 1)) "$second" timeout 250 scripts/fuzz_throughput.sh "$res/fuzz" "$((half - 1))" 8 \
+     >"$res/fuzz_throughput.log" 2>&1; say "fuzz_throughput: exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
+   on $((gpus - 1)) "$second" timeout $((555 - SECONDS)) scripts/gpu_mutants.sh "$res/mutants" 48 0 $((470 - SECONDS)) \
+     >"$res/gpu_mutants.log" 2>&1; say "gpu_mutants: exit $?"; tail -4 "$res/gpu_mutants.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+esac
+cp -r .out/mutants "$res/mutant_logs" 2>/dev/null
+tar czf "$out/$phase.tar.gz" -C "$out" "$phase" && rm -rf "${res:?}"
+say "phase $phase done after $SECONDS s"
