@@ -97,7 +97,7 @@ def folded_scaling_err(case, lora_mag) -> torch.Tensor:
     x_abs = torch.nan_to_num(case.x.abs(), nan=0.0)
     unit = dataclasses.replace(case.batch_info, scalings=torch.ones_like(case.batch_info.scalings))
     xsum, _ = op.call(op.reference, x_abs, torch.ones_like(case.w), unit, case.batch.dims, None, case.offsets)
-    return (u + FP32_STEP) * lora_mag + (h + 2.0**-149) * xsum
+    return (u + FP32_STEP) * lora_mag + (h + 2.0**-149) * xsum.to(lora_mag.device)
 
 
 def case_bound(case, ref, mag, base_before, rounding: str = "once") -> torch.Tensor:

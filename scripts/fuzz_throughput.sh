@@ -11,6 +11,8 @@
 #    reference (LORA_DEVICE_REFERENCE=, lora_verify/layouts.py), when a device reference is installed.
 # Each prints (OUTDIR/NAME.log, .json) its rate over the whole run and while its workers ran (start-up left
 # out), the compiles it still met, and the verdicts. Steady state: the "while the workers ran" rate.
+# WARMUP_MIN, BOX_MIN (minutes: 1.0, 0.6) and RUNS (default "one_worker n_workers n_workers_bundle loops")
+# shorten it to fit a call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/fuzz_throughput.sh OUTDIR [N] [BUNDLE]}
@@ -33,10 +35,11 @@ fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
   echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -E 'batches in' | tail -1)"
   tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5
 }
-fuzz warmup 1.0 "$n" "$bundle"
-fuzz one_worker 0.6 1 1
-fuzz n_workers 0.6 "$n" 1
-fuzz n_workers_bundle 0.6 "$n" "$bundle"
-if grep -q "reference on the GPU: reference" "$out/setup.txt"; then
-  fuzz n_workers_bundle_loops 0.6 "$n" "$bundle" LORA_DEVICE_REFERENCE=
+warm=${WARMUP_MIN:-1.0}; box=${BOX_MIN:-0.6}; runs=" ${RUNS:-one_worker n_workers n_workers_bundle loops} "
+fuzz warmup "$warm" "$n" "$bundle"
+[[ "$runs" != *" one_worker "* ]] || fuzz one_worker "$box" 1 1
+[[ "$runs" != *" n_workers "* ]] || fuzz n_workers "$box" "$n" 1
+[[ "$runs" != *" n_workers_bundle "* ]] || fuzz n_workers_bundle "$box" "$n" "$bundle"
+if [[ "$runs" == *" loops "* ]] && grep -q "reference on the GPU: reference" "$out/setup.txt"; then
+  fuzz n_workers_bundle_loops "$box" "$n" "$bundle" LORA_DEVICE_REFERENCE=
 fi

@@ -6,18 +6,18 @@
 #
 # smoke  (~3 min)  every tool once, compiled, small: the suite at the dev profile (-x), one matrix row, the
 #                  peers' fixed batches, the benchmark's tiny dry run, 20 s of fuzzing, two generated mutants.
-# a      (~9 min)  GPU 0: the sglang release matrix (scripts/matrix_gpu.sh, ci profile) and rows past 2^31
-#                  elements; GPU 1 (if there is one): the peers (scripts/peers_gpu.sh, ci profile), then our
-#                  suite at the gpu profile (real layer shapes included) in the time left.
-# b      (~9 min)  GPU 0: the benchmark's full grid against every peer; GPU 1 (or after it): fuzzing
-#                  throughput, then the generated mutants compiled (with memcheck).
+# a      (~9 min)  GPU 0: the sglang release matrix (scripts/matrix_gpu.sh, ci profile), then 0.5.23 at the gpu
+#                  profile; GPU 1: rows past 2^31 elements on 0.5.10/0.5.11, then our whole suite at the gpu
+#                  profile (real layer shapes included).
+# b      (~9 min)  GPU 0: the benchmark's full grid against every peer; GPU 1: fuzzing throughput, then each
+#                  peer at the gpu profile (scripts/peers_gpu.sh) while the call has time.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 phase=${1:?usage: scripts/h200_session.sh smoke|a|b OUTDIR}; out=${2:?OUTDIR}
 mkdir -p "$out/$phase"; out=$(realpath "$out"); res="$out/$phase"
-export PYTHONPATH=.carry/sglang/0.5.23 LORA_SGLANG_PEERS=.carry/csgmv_tv2/sglang_peers LORA_VLLM=.carry/vllm
+export PYTHONPATH=.carry/sglang/0.5.23 LORA_SGLANG_PEERS=.carry/sglang/0.5.23 LORA_VLLM=.carry/vllm
 gpus=$(nvidia-smi -L | wc -l); cores=$(nproc)
 half=$((gpus > 1 ? cores / 2 : cores))
 first="0-$((half - 1))"; second="$half-$((cores - 1))"; [ "$gpus" -gt 1 ] || second=$first
@@ -50,23 +50,30 @@ smoke)
      --budget 10 --json "$res/mutants.json" >"$res/mutants.log" 2>&1; say "mutants: exit $? $(tail -1 "$res/mutants.log")")
   ;;
 a)
-  (ROW_TIMEOUT=200 STEPS="matrix offsets" on 0 "$first" timeout 560 scripts/matrix_gpu.sh "$res/releases" \
-     >"$res/matrix_gpu.log" 2>&1; say "matrix_gpu: exit $?"; cat "$res/matrix_gpu.log" >>"$out/$phase.txt") &
-  (LORA_SGLANG=$LORA_SGLANG_PEERS on $((gpus - 1)) "$second" timeout 330 scripts/peers_gpu.sh "$res/peers" ci "$half" \
-     >"$res/peers_gpu.log" 2>&1; say "peers_gpu: exit $?"; cat "$res/peers_gpu.log" >>"$out/$phase.txt"
-   on $((gpus - 1)) "$second" timeout $((560 - SECONDS)) scripts/gpu_suite.sh "$res/suite" "$half" \
+  (STEPS="matrix gpu" on 0 "$first" timeout 570 scripts/matrix_gpu.sh "$res/releases" \
+     >"$res/matrix_gpu.log" 2>&1; say "matrix_gpu (matrix, 0.5.23 gpu profile): exit $?"
+   cat "$res/matrix_gpu.log" >>"$out/$phase.txt") &
+  (STEPS="offsets" on $((gpus - 1)) "$second" timeout 200 scripts/matrix_gpu.sh "$res/offsets" \
+     >"$res/offsets.log" 2>&1; say "large offsets: exit $?"; cat "$res/offsets.log" >>"$out/$phase.txt"
+   LORA_SGLANG=$LORA_SGLANG_PEERS on $((gpus - 1)) "$second" timeout $((570 - SECONDS)) scripts/gpu_suite.sh "$res/suite" "$half" \
      >"$res/gpu_suite.log" 2>&1; say "gpu_suite (gpu profile): exit $?"; cat "$res/gpu_suite.log" >>"$out/$phase.txt") &
   wait
   ;;
 b)
-  (LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" timeout 540 python3 -m lora_verify bench --grid full --rep 2 \
-     --compile-jobs "$half" --budget-s 470 --out "$res/bench" >"$res/bench.log" 2>&1
+  (LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" timeout 560 python3 -m lora_verify bench --grid full --rep 2 \
+     --compile-jobs "$half" --budget-s 480 --out "$res/bench" >"$res/bench.log" 2>&1
    say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt") &
   if [ "$gpus" -lt 2 ]; then wait; fi
-  (on $((gpus - 1)) "$second" timeout 250 scripts/fuzz_throughput.sh "$res/fuzz" "$((half - 1))" 8 \
-     >"$res/fuzz_throughput.log" 2>&1; say "fuzz_throughput: exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
-   on $((gpus - 1)) "$second" timeout $((555 - SECONDS)) scripts/gpu_mutants.sh "$res/mutants" 48 0 $((470 - SECONDS)) \
-     >"$res/gpu_mutants.log" 2>&1; say "gpu_mutants: exit $?"; tail -4 "$res/gpu_mutants.log" >>"$out/$phase.txt") &
+  (WARMUP_MIN=0.5 BOX_MIN=0.5 RUNS="one_worker n_workers_bundle loops" on $((gpus - 1)) "$second" timeout 200 \
+     scripts/fuzz_throughput.sh "$res/fuzz" "$((half - 1))" 8 >"$res/fuzz_throughput.log" 2>&1
+   say "fuzz_throughput: exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
+   for peer in sglang_csgmv sglang_triton_v2 vllm_batch_invariant vllm; do
+     left=$((565 - SECONDS)); [ "$left" -gt 30 ] || { say "peer $peer: not run (no time left in the call)"; continue; }
+     PEERS=$peer LORA_SGLANG=$LORA_SGLANG_PEERS on $((gpus - 1)) "$second" timeout $((left < 150 ? left : 150)) \
+       scripts/peers_gpu.sh "$res/peers" gpu "$half" >>"$res/peers_gpu.log" 2>&1
+     say "peer $peer (gpu profile): exit $?"
+   done
+   cat "$res/peers_gpu.log" >>"$out/$phase.txt") &
   wait
   ;;
 esac

@@ -51,22 +51,22 @@ def fixed_case(op, device, strided_x, slots=SLOTS, seqs=SEQS, max_rank=4, seed=0
 def errors(module, case, layout):
     """(|module's output - reference|, bound of the module's rounding model, SPEC's bound, defined cells)."""
     base = None if case.base is None else case.base.clone()
-    out = run(module, case.fresh(), layout).cpu().double()
-    ref, defined, mag = run_reference(case, base)
+    ref, defined, mag = run_reference(case, base)  # on the reference's device (lora_verify.layouts)
+    out = run(module, case.fresh(), layout).to(ref.device, torch.float64)
     own = case_bound(case, ref, mag, base, module.PROFILE.rounding)
     return (out - ref).abs(), own, case_bound(case, ref, mag, base, "once"), defined
 
 
-def per_sequence(seqs=SEQS, slots=SLOTS):
+def per_sequence(device, seqs=SEQS, slots=SLOTS):
     return impl.per_sequence([s.length for s in seqs], [s.slot for s in seqs], [s.rank for s in slots],
-                             [s.scaling for s in slots])
+                             [s.scaling for s in slots], device)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_rows_and_slots(layout):
+def test_rows_and_slots(layout, device):
     """The segments laid end to end give every row once, in segment order; rank-0 and uncovered rows get -1."""
     seqs = (*SEQS, Seq(5, 2))
-    info = per_sequence(seqs)
+    info = per_sequence(device, seqs)
     S = info.seg_lens.sum().item() + 3  # three rows no segment covers
     if layout == "sorted":
         info = impl.sort_by_adapter(info, S)
@@ -84,9 +84,9 @@ def test_rows_and_slots(layout):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_chunks(layout):
+def test_chunks(layout, device):
     """Chunks of at most 16 rows tile each segment in order; their count is fixed by the host ints."""
-    info = per_sequence((Seq(33, 0), Seq(0, 1), Seq(16, 2), Seq(1, 0)))
+    info = per_sequence(device, (Seq(33, 0), Seq(0, 1), Seq(16, 2), Seq(1, 0)))
     S = 50
     if layout == "sorted":
         info = impl.sort_by_adapter(info, S)
@@ -145,8 +145,8 @@ def test_rounding_model_needed_and_enough(name, lower, scaling, seeds, op, devic
     module = adapter(name)
     case = fixed_case(op, device, module.PROFILE.strided_x, (Slot(1, scaling),), (Seq(1, 0),), 1, seeds[op.name])
     base = case.base.clone()
-    out = run(module, case.fresh(), "unsorted").cpu().double()
     ref, defined, mag = run_reference(case, base)
+    out = run(module, case.fresh(), "unsorted").to(ref.device, torch.float64)
     err = (out - ref).abs()
     assert not bool((err <= case_bound(case, ref, mag, base, lower))[defined].all())
     assert bool((err <= case_bound(case, ref, mag, base, module.PROFILE.rounding))[defined].all())
