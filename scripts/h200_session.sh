@@ -11,6 +11,8 @@
 #                  profile (real layer shapes included).
 # b      (~9 min)  GPU 0: the benchmark's full grid against every peer; GPU 1: fuzzing throughput, then each
 #                  peer at the gpu profile (scripts/peers_gpu.sh) while the call has time.
+# c      (~9 min)  GPU 0: sglang 0.5.23 at the gpu profile, then the peers' fixed batches; GPU 1: fuzzing
+#                  throughput, then our suite at the ci profile (test names as they end: -v).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -74,6 +76,24 @@ b)
      say "peer $peer (gpu profile): exit $?"
    done
    cat "$res/peers_gpu.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+c)
+  (on 0 "$first" timeout 440 python3 -m lora_verify run --impl lora_verify.adapters.sglang --sglang .carry/sglang/0.5.23 \
+     -n "$half" --profile gpu --verdicts-json "$res/sglang-0.5.23-gpu.json" --case-dir "$res/sglang-0.5.23-gpu-cases" \
+     -- -v >"$res/sglang-0.5.23-gpu.log" 2>&1
+   say "sglang 0.5.23, gpu profile: exit $? $(grep -E ' passed| failed' "$res/sglang-0.5.23-gpu.log" | tail -1)"
+   LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" timeout 90 python3 -m pytest -q -n 8 -p no:cacheprovider \
+     tests/test_peers.py >"$res/test_peers.log" 2>&1; say "test_peers: exit $? $(tail -1 "$res/test_peers.log")") &
+  (WARMUP_MIN=0.5 BOX_MIN=0.5 RUNS="one_worker n_workers_bundle loops" on $((gpus - 1)) "$second" timeout 200 \
+     scripts/fuzz_throughput.sh "$res/fuzz" "$((half - 1))" 8 >"$res/fuzz_throughput.log" 2>&1
+   say "fuzz_throughput: exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
+   start=$SECONDS
+   LORA_SGLANG=$LORA_SGLANG_PEERS HYPOTHESIS_PROFILE=ci on $((gpus - 1)) "$second" timeout $((560 - SECONDS)) \
+     python3 -m pytest -v -n "$half" --maxschedchunk 1 -p no:cacheprovider --verdicts-json "$res/suite_ci.json" \
+     --case-dir "$res/suite_ci_cases" >"$res/suite_ci.log" 2>&1
+   say "our suite, ci profile, compiled: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/suite_ci.log" | tail -1)"
+   grep -E "FAILED|ERROR" "$res/suite_ci.log" | grep -v "^E " | head -30 >>"$out/$phase.txt") &
   wait
   ;;
 esac
