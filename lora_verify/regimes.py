@@ -1,23 +1,26 @@
 """The regimes of impl's kernels: which path each launch took, declared once, and how often checked examples hit each.
 
-A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two,
-or not: ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program
-(grouped) and the table's tail; expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked
-weights and rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup
-in ``seg_indptr``); programs with nothing to do (tiles past the live ones). :func:`recording` observes
-launches without changing them: for its duration the ``run`` method of each ``@triton.jit`` object
-(``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to summarise the launch into
-facts (:class:`Launch`) before it runs. Each :class:`Regime` is a predicate over one launch's facts and
-the number of checked examples the CI profile must give it; the suite counts, per example, the regimes
-its launches took (``Tally.regimes``), the plugin prints the table and fails a complete ``ci`` run in
-which a regime got fewer examples than its minimum.
+A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or
+not: ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped)
+and the table's tail; expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked weights and
+rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup in
+``seg_indptr``); programs with nothing to do (tiles past the live ones). :func:`recording` observes launches
+without changing them: for its duration the ``run`` method of each ``@triton.jit`` object
+(``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the launch's arguments
+(integer tensors copied on their device, no host sync: routing's test forbids one) before it runs; a
+:class:`Launch` summarises them into facts when they are first read, after the body. Each :class:`Regime` is a
+predicate over one launch's facts and the number of checked examples the CI profile must give it; the suite
+counts, per example, the regimes its launches took (``Tally.regimes``), the plugin prints the table and fails
+a complete ``ci`` run in which a regime got fewer examples than its minimum.
 """
 
 import contextlib
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 import triton
 
 KERNELS = {  # observed kernel -> its module
@@ -32,7 +35,12 @@ KERNELS = {  # observed kernel -> its module
 class Launch:
     kernel: str
     grid: tuple  # three ints
-    facts: dict  # what the regimes are decided on (see the ``_facts_*`` functions)
+    args: dict  # the launch's arguments by name, integer tensors as they were at the launch
+
+    @functools.cached_property
+    def facts(self) -> dict:
+        """What the regimes are decided on (see the ``_facts_*`` functions); reads the tensors (a host sync)."""
+        return FACTS[self.kernel](self.args, self.grid)
 
 
 def _pow2(n: int) -> bool:
@@ -133,10 +141,15 @@ FACTS = {
 }
 
 
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def _bind(fn, args, kwargs) -> dict:
+    """The launch's arguments by name; integer tensors copied (the kernel or a later one may change them)."""
     bound = dict(zip(fn.arg_names, args, strict=False))  # the launch passes a prefix
     bound.update(kwargs)
-    return bound
+    return {k: v.clone() if isinstance(v, torch.Tensor) and not v.is_floating_point() else v for k, v in bound.items()}
 
 
 @contextlib.contextmanager
@@ -147,9 +160,9 @@ def recording():
         fn = getattr(importlib.import_module(module), name)
 
         def run(*args, grid, warmup, _fn=fn, _name=name, **kwargs):
-            if not warmup:
+            if not warmup and not _capturing():  # a graph's capture: its eager run was recorded
                 g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
-                launches.append(Launch(_name, g, FACTS[_name](_bind(_fn, args, kwargs), g)))
+                launches.append(Launch(_name, g, _bind(_fn, args, kwargs)))
             return type(_fn).run(_fn, *args, grid=grid, warmup=warmup, **kwargs)
 
         fn.run = run  # an instance attribute: kernel[grid](...) calls self.run

@@ -1,5 +1,6 @@
 """``reference/vectorised.py`` computes what ``reference/loops.py`` does: the same defined cells, and values within
-float64 rounding of each other (``lora_verify.bounds.reference_agreement``), on random batches in both layouts."""
+float64 rounding of each other (``lora_verify.bounds.reference_agreement``), on random batches in both layouts,
+on the suite's device (the vectorised reference runs there; the loops on the CPU)."""
 
 import dataclasses
 
@@ -22,13 +23,14 @@ EXAMPLES = max(5, settings.default.max_examples // 4)  # ci: 25 a case, 200 in a
 @pytest.mark.parametrize("op", OPS, ids=repr)
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
-def test_vectorised_matches_loops(op, layout, data):
-    case = materialize(data.draw(batches(op.dims, ranks=op.ranks)), op, torch.device("cpu"))
+def test_vectorised_matches_loops(op, layout, device, data):
+    case = materialize(data.draw(batches(op.dims, ranks=op.ranks)), op, device)
     info, d = layout_info(case, layout), case.batch.dims
     base = None if case.base is None else case.base.clone()
     loops, defined = op.call(op.reference, case.x, case.w, info, d, base, case.offsets)
     vectorised, vec_defined = op.call(getattr(reference.vectorised, op.entry), case.x, case.w, info, d, base,
                                       case.offsets)
+    vectorised, vec_defined = vectorised.cpu(), vec_defined.cpu()  # the loops' results are on the CPU
     abs_info = dataclasses.replace(info, scalings=info.scalings.abs())
     mag, _ = op.call(op.reference, torch.nan_to_num(case.x.abs()), torch.nan_to_num(case.w.abs()), abs_info, d,
                      None if base is None else base.abs(), case.offsets)

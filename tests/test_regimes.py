@@ -8,17 +8,17 @@ from lora_verify import regimes
 from lora_verify.report import Tally
 
 
-def _shrink_once(K: int, lengths=(3, 2)):
-    bi = impl.per_sequence(list(lengths), [0, 1], [4, 2], [1.0, 1.0])
-    x = torch.randn(sum(lengths), K).to(torch.bfloat16)
-    w = torch.randn(2, 4, K).to(torch.bfloat16)
+def _shrink_once(device, K: int, lengths=(3, 2)):
+    bi = impl.per_sequence(list(lengths), [0, 1], [4, 2], [1.0, 1.0], device)
+    x = torch.randn(sum(lengths), K).to(device, torch.bfloat16)
+    w = torch.randn(2, 4, K).to(device, torch.bfloat16)
     with regimes.recording() as launches:
         y = impl.sgemm_lora_a_fwd(x, w, bi)
     return launches, y, (x, w, bi)
 
 
-def test_recording_sees_each_launch_and_leaves_the_kernels_as_they_were():
-    launches, y, (x, w, bi) = _shrink_once(K=150)  # 3 splits of 64: not a power of two
+def test_recording_sees_each_launch_and_leaves_the_kernels_as_they_were(device):
+    launches, y, (x, w, bi) = _shrink_once(device, K=150)  # 3 splits of 64: not a power of two
     assert [launch.kernel for launch in launches] == ["_shrink_kernel", "_sum_splits_kernel"]
     assert launches[0].facts["splits"] == 3 and launches[1].facts["padded"]
     assert "run" not in vars(shrink._shrink_kernel)  # unwrapped again
@@ -26,9 +26,9 @@ def test_recording_sees_each_launch_and_leaves_the_kernels_as_they_were():
     assert torch.equal(y[:3], again[:3]) and torch.equal(y[3:, :2], again[3:, :2])
 
 
-def test_regimes_taken_follow_the_split_count():
-    three = regimes.taken(_shrink_once(K=150)[0])
-    one = regimes.taken(_shrink_once(K=40)[0])
+def test_regimes_taken_follow_the_split_count(device):
+    three = regimes.taken(_shrink_once(device, K=150)[0])
+    one = regimes.taken(_shrink_once(device, K=40)[0])
     assert "_shrink_kernel: splits not a power of two" in three - one
     assert "_shrink_kernel: 1 split of K" in one - three
     assert "_shrink_kernel: per-sequence rows" in one & three
