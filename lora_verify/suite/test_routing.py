@@ -28,7 +28,7 @@ STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # rows whose tiles one step of the til
 def routed_batches(draw):
     slots = draw(slot_pools(max_rank=4, max_slots=8))
     seqs = draw(sequence_lists(len(slots), max_seqs=12))
-    if draw(st.integers(0, 7)) == 0:  # a segment around one write step of the tile table
+    if draw(st.booleans()):  # a segment around one write step of the tile table (the regime table's minimums)
         seqs += (Seq(draw(near([STEP_ROWS, STEP_ROWS + 1])), draw(st.integers(0, len(slots) - 1))),)
     batch = Batch(4, slots, seqs, Dims(), Values(seed=0))
     # capacity past the live rows, as under CUDA graphs; around one zeroing step of the table's idle rows
