@@ -46,7 +46,7 @@ echo "0.5.23, gpu profile: exit $? after $(( $(date +%s) - start )) s"; tail -3 
 fi
 if step offsets; then
 for v in 0.5.10 0.5.11; do
-  for op in sgemm_lora_a_fwd sgemm_lora_b_fwd qkv_lora_b_fwd gate_up_lora_b_fwd; do
+  for op in $(python3 -c 'from lora_verify.ops import OPS; print(*(op.name for op in OPS))'); do
     timeout 120 python3 -m pytest -q --impl lora_verify.adapters.sglang --sglang ".carry/sglang/$v" \
       --pyargs lora_verify.suite.test_large_offsets -k "$op and unsorted" >"$out/large-offsets-$v-$op.log" 2>&1
     echo "large offsets, $v, $op: exit $?"; tail -1 "$out/large-offsets-$v-$op.log"

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-USER_MODULE = '''"""A user's kernels: SPEC.md's four entry points (impl's, re-exported) and its own claims."""
-from impl import gate_up_lora_b_fwd, qkv_lora_b_fwd, sgemm_lora_a_fwd, sgemm_lora_b_fwd  # noqa: F401
+from lora_verify.ops import OPS
 
-PROFILE = {"name": "user kernels", "layouts": ("unsorted",), "why": {"sorted": "no sorted grid here"}}
+ROOT = Path(__file__).resolve().parents[1]
+USER_MODULE = f'''"""A user's kernels: SPEC.md's entry points (impl's, re-exported) and its own claims."""
+from impl import {", ".join(sorted(op.entry for op in OPS))}  # noqa: F401
+
+PROFILE = {{"name": "user kernels", "layouts": ("unsorted",), "why": {{"sorted": "no sorted grid here"}}}}
 '''
 
 
