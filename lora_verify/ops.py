@@ -220,7 +220,7 @@ OPS = [
     _expand_entry(
         "sgemm_lora_b_fwd",
         1,
-        lambda R: st.tuples(feature_dim(150) | feature_dim(150) | near(column_edges(R, 1))),
+        lambda R: st.tuples(feature_dim(150) | near(column_edges(R, 1))),  # half at the column regimes' edges
         Dims(widths=(40,)),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, base_output=base),
         cost=1,
