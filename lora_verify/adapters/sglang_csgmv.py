@@ -35,7 +35,7 @@ import os
 
 import torch
 
-from lora_verify.adapters import batch, stubs
+from lora_verify.adapters import batch, sglang_release, stubs
 from lora_verify.profiles import Profile
 
 ENV = "LORA_SGLANG"
@@ -63,7 +63,7 @@ def _device_name(device_id: int = 0) -> str:
 
 
 def _load():
-    root = stubs.locate(ENV, "sglang", FILES)
+    root = stubs.locate(ENV, "sglang", FILES, resolve=lambda spec: sglang_release.locate(spec)[0])
     names = ("SGLANG_ENABLE_LORA_CSGMV_SPLIT_K", "SGLANG_ENABLE_DETERMINISTIC_INFERENCE")
     envs = type("Envs", (), {name: EnvFlag(name) for name in names})()
     stand_ins = {

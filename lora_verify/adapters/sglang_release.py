@@ -104,14 +104,17 @@ def cache_dir() -> Path:
 
 
 def _wanted(member: str) -> bool:
-    """Whether a wheel member is one of the files a release needs."""
+    """Whether a wheel member is one of the files a release needs (or another backend's LoRA kernels: the
+    csgmv and triton_v2 adapters load them from the same extraction)."""
     files = {f"sglang/{f}" for pkg in KERNEL_PACKAGES for f in kernel_files(pkg)}
-    return member in files | {f"sglang/{UTILS}"} | {f"sglang/{v}" for v in VERSION_FILES}
+    return member in files | {f"sglang/{UTILS}"} | {f"sglang/{v}" for v in VERSION_FILES} or member.startswith(
+        "sglang/kernels/ops/lora/"
+    )
 
 
 def extract(wheel: Path, into: Optional[Path] = None) -> Path:
     """The needed files of a release wheel, extracted under ``into`` (default: the cache, by wheel name)."""
-    into = into or cache_dir() / wheel.name.removesuffix(".whl")
+    into = into or cache_dir() / f"{wheel.name.removesuffix('.whl')}.lora"  # .lora: the LoRA tree, all backends
     if not (into / "sglang").is_dir():
         with zipfile.ZipFile(wheel) as zf:
             members = [m for m in zf.namelist() if _wanted(m)]
@@ -141,7 +144,7 @@ def fetch(version: str) -> Path:
         found = sorted(wheels.glob(f"sglang-{version}-*.whl"))
         if done.returncode or not found:
             raise ImportError(f"could not fetch sglang {version} ({' '.join(cmd)}): {done.stderr.strip()[-600:]}")
-    return extract(found[0], cache_dir() / version)
+    return extract(found[0], cache_dir() / f"{version}.lora")
 
 
 def installed() -> Path:

@@ -33,7 +33,7 @@ import dataclasses
 import torch
 import triton
 
-from lora_verify.adapters import batch, stubs
+from lora_verify.adapters import batch, sglang_release, stubs
 from lora_verify.profiles import Profile
 
 ENV = "LORA_SGLANG"
@@ -62,7 +62,7 @@ def _no_jit_route(*args, **kwargs):
 
 
 def _load():
-    root = stubs.locate(ENV, "sglang", FILES)
+    root = stubs.locate(ENV, "sglang", FILES, resolve=lambda spec: sglang_release.locate(spec)[0])
     stand_ins = {
         **stubs.packages("sglang", root, "sglang.kernels", "sglang.kernels.ops", "sglang.kernels.ops.lora", COMMON),
         "sglang.kernels.ops.lora.moe": stubs.package("sglang.kernels.ops.lora.moe"),

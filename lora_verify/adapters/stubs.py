@@ -44,14 +44,17 @@ def packages(top: str, root: Path, *dotted: str) -> dict:
     return out
 
 
-def locate(env: str, top: str, files) -> Path:
+def locate(env: str, top: str, files, resolve=None) -> Path:
     """The ``top/`` package directory holding every one of ``files`` (paths relative to it).
 
     ``env`` (an environment variable) may name that directory or one holding it (a site-packages, an
-    unpacked wheel); unset, the installed package is used (found without importing it).
+    unpacked wheel); unset, the installed package is used (found without importing it). ``resolve`` turns
+    a value that is no directory (a version, a wheel) into one.
     """
     given = os.environ.get(env)
-    if given:
+    if given and resolve is not None and not Path(given).is_dir():
+        roots = [resolve(given)]
+    elif given:
         roots = [Path(given) / top, Path(given)]
     else:
         spec = importlib.util.find_spec(top)
