@@ -49,6 +49,7 @@ from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
+from lora_verify.adapters import stubs
 from lora_verify.profiles import Profile
 
 SORTED_SINCE = Version("0.5.11")  # kernel_utils._resolve_token_positions: the kernels honour permutation
@@ -198,15 +199,6 @@ def kernel_package(package_dir: Path) -> str:
     raise ImportError(f"{package_dir} lacks sglang's Triton LoRA kernels ({wanted})")
 
 
-def _package(name: str, path: Optional[Path] = None) -> types.ModuleType:
-    """An empty package; with ``path``, its submodules are found in that directory."""
-    module = types.ModuleType(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    module.__path__ = [str(path)] if path else []
-    module.__spec__.submodule_search_locations = module.__path__
-    return module
-
-
 def _stand_ins(package_dir: Path, kpkg: str) -> dict:
     """Empty packages for every level down to the kernel package and to sglang.srt.lora; stubs for utils.py."""
     modules = {}
@@ -214,11 +206,11 @@ def _stand_ins(package_dir: Path, kpkg: str) -> dict:
         parts = dotted.split(".")
         for i in range(1, len(parts) + 1):
             name = ".".join(parts[:i])
-            modules.setdefault(name, _package(name, package_dir.joinpath(*parts[1:i])))
+            modules.setdefault(name, stubs.package(name, package_dir.joinpath(*parts[1:i])))
     for name, attr in UTILS_IMPORTS.items():
         parts = name.split(".")
         for i in range(2, len(parts)):
-            modules.setdefault(".".join(parts[:i]), _package(".".join(parts[:i])))
+            modules.setdefault(".".join(parts[:i]), stubs.package(".".join(parts[:i])))
         stub = types.ModuleType(name)
         setattr(stub, attr, type(attr, (), {"__doc__": "stand-in: sglang's utils.py names it in annotations only"}))
         modules[name] = stub
