@@ -26,7 +26,7 @@ SUBCOMMANDS = {  # name -> (module with main(argv), one-line help, whether it lo
     "bench": ("lora_verify.bench.cli", "the kernel benchmark: ours against the peers, on a GPU", True),
 }
 SUITE = "lora_verify.suite"
-MAIN_JOB = ("test_properties", "test_routing", "test_graph")  # the properties; --all adds the rest of the suite
+MAIN_JOB = ("test_properties", "test_edges", "test_routing", "test_graph")  # the properties; --all: the whole suite
 
 
 def run(argv) -> int:
