@@ -185,6 +185,49 @@ def sample(mutants: list, size: int, seed: int) -> list:
 
 
 EQUIVALENT = {  # name -> why no input of the contract can tell it from the original (docs/mutants.md)
+    "segments.table_block.L100.other.0": (
+        "tiles past the table get slot 0 instead of -1; their row count is 0 there, so their lanes are off in the "
+        "row mask, and the grouped shrink uses the slots only and-ed with that mask"
+    ),
+    "segments.table_block.L101.other.0": (
+        "masked-off lanes take row 1 instead of 0; every use of a row is and-ed with the same row mask"
+    ),
+    "shrink._shrink_rows.L58.other.0": (
+        "x's masked lanes read 1.0 instead of 0.0: past K they meet W lanes masked to 0.0 (the same k mask), "
+        "adding 1 * 0; in rows off the row mask they only feed accumulator rows whose store is masked"
+    ),
+    "segments.table_block.L98.other.0": (
+        "tiles past the table get start 1 instead of 0; their row mask (pos % BLOCK_S < their row count, 0 past "
+        "the table) is false, so the permutation is not read for them and their rows are never used"
+    ),
+    "segments.table_block.L99.other.0": (
+        "tiles past the table get a row count of 1 instead of 0, so one lane each is on in the block's row mask; "
+        "but those lanes carry slot -1 and the grouped shrink (table_block's only caller) uses the mask only "
+        "and-ed with slots == slot for the slot of a live tile (>= 0): they take part in no load of x and no store"
+    ),
+    "segments.program_rows.L81.other.0": (
+        "the table path's masked-off lanes take row 1 instead of 0; those lanes are off in the row mask the "
+        "kernels use for every load of x and every store, so the row is never used"
+    ),
+    "segments.program_rows.L87.arith.0": (
+        "without a tile table rows_left only decides the early exits (shrink's and expand's); seg_len + "
+        "row_tile * BLOCK_S keeps programs past their segment running, but their row mask (offs < seg_len, "
+        "from segment_rows) is all false, so they load no x and store nothing: only work is added"
+    ),
+    "segments.program_tile.L23.other.0": (
+        "the lanes the load masks off (idx >= num_segments) take 1 instead of 0, and both sums over them mask "
+        "those lanes again (idx < num_segments; idx == seg < num_segments): the values are never used"
+    ),
+    "segments.segment_rows.L48.other.0": (
+        "a position past the live count reads row 1 instead of 0; such a position is past its segment's length "
+        "too (a segment ends at or before the live count), so its row mask is false and every load and store "
+        "through that row is masked: the row is never used"
+    ),
+    "segments.program_tile.L23.cmp.0": (
+        "the mask idx <= num_segments also loads seg_indptr[num_segments], an element the contract gives "
+        "(num_segments + 1 entries); the sum that finds the program's segment masks it again (idx < "
+        "num_segments) and the segment's start is picked at idx == seg < num_segments: the value is never used"
+    ),
     "shrink._shrink_kernel.L152.exit.1": (
         "the exit only saves work: without it a program with no rows left has an all-false row mask and one past "
         "the slot's columns an all-false column mask, so every load it makes of x is masked, its W loads stay in "
