@@ -140,11 +140,13 @@ def _expand_edges(slices: int) -> list:
 
 
 SHORT_K = [e for e in shrink_k_edges() if _shrink_regime(e)[0] == _shrink_regime(1)[0]]
+LONG_K = sorted(set(shrink_k_edges()) - set(SHORT_K))  # long-K blocks and their split counts; the last: 3 splits
 SHRINK_DIMS = st.builds(
     Dims,
-    # small K (half the draws: the interpreter's time grows with K); around each change of split count (3 splits:
-    # not a power of two); around long-K blocks and their splits
-    k=feature_dim() | feature_dim() | near(SHORT_K) | near(sorted(set(shrink_k_edges()) - set(SHORT_K))),
+    # small K (the interpreter's time grows with K); around each change of split count (3 splits: not a power of
+    # two); around long-K blocks and their splits; just past the first long K whose split count is not a power of
+    # two (down_proj's regime), a branch of its own so that the regime table's minimum has margin
+    k=feature_dim() | feature_dim() | near(SHORT_K) | near(LONG_K) | near([LONG_K[-1] + 1]),
     stack_num=st.sampled_from([1, 2, 3]),
 )
 EXPAND_RANKS = max_ranks() | near(rank_edges())  # whole-rank (R a block size) and rank-masked blocks of each size
