@@ -18,11 +18,12 @@ Exit status 0 iff every mutant not marked equivalent died, and none marked equiv
 Logs: ``.out/mutants/<name>.log``; ``--json`` also writes each verdict (the CPU/GPU comparison reads them).
 
 ``--compiled`` runs the selection compiled on the CUDA device instead of the interpreter (the interpreter's
-own tests are left out; ``-j`` processes share the GPU). The interpreter's bounds checker sees a stray read
-whose value never reaches an output; the compiled GPU does not, so with ``--memcheck`` a mutant that
-survives the compiled selection and could stray (``GeneratedMutant.out_of_bounds``, or a hand mutant the CPU
-killed by a ``MemoryViolation``) runs again under compute-sanitizer's memcheck: closeness to the reference
-and layout agreement, ``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report.
+own tests are left out; the ``-j`` processes share the visible GPUs, each mutant on the next one in turn). The
+interpreter's bounds checker sees a stray read whose value never reaches an output; the compiled GPU does
+not, so with ``--memcheck`` a mutant that survives the compiled selection and could stray
+(``GeneratedMutant.out_of_bounds``, or a hand mutant the CPU killed by a ``MemoryViolation``) runs again
+under compute-sanitizer's memcheck: closeness to the reference and layout agreement,
+``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
@@ -53,6 +54,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from itertools import cycle
 from pathlib import Path
 
 from hypothesis import Phase, settings
@@ -71,6 +73,21 @@ PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", 
           "-m", "not gpu"]
 MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "86", "--print-limit", "5"]
 MEMCHECK_TESTS = ["lora_verify/suite/test_properties.py", "-k", "close_to_reference or both", "-p", "no:xdist"]
+
+_GPUS = None  # compiled runs: the GPUs to take in turn (CUDA_VISIBLE_DEVICES of this process, else all)
+
+
+def _next_gpu() -> str:
+    global _GPUS
+    if _GPUS is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            import torch
+
+            visible = ",".join(map(str, range(max(torch.cuda.device_count(), 1))))
+        _GPUS = cycle(visible.split(","))
+    return next(_GPUS)
+
 
 # ------------------------------------------------------------ the pytest plugin (-p lora_verify.mutate)
 FIRST = [  # test names or properties (``prop_name``), cheap and strong first
@@ -176,6 +193,7 @@ def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "COLUMNS": "400"}
     if compiled:
         env.pop("TRITON_INTERPRET", None)
+        env["CUDA_VISIBLE_DEVICES"] = _next_gpu()
     else:
         env["TRITON_INTERPRET"] = "1"
     env.setdefault("LORA_WATCHDOG_S", WATCHDOG_S)

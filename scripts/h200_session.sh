@@ -13,6 +13,10 @@
 #                  peer at the gpu profile (scripts/peers_gpu.sh) while the call has time.
 # c      (~9 min)  GPU 0: sglang 0.5.23 at the gpu profile, then the peers' fixed batches; GPU 1: fuzzing
 #                  throughput, then our suite at the ci profile (test names as they end: -v).
+# verdicts (~9 min; written for 4 GPUs, 64 cores, and runs on fewer): GPUs 0-1: sglang 0.5.23 at the gpu profile;
+#                  GPU 2: csgmv and triton_v2 at the gpu profile; GPU 3: vLLM (both modes) at the gpu profile, the
+#                  0.5.10 matrix row (ci profile), then the planted crash and hang fuzzed (scripts/fuzz_faults.sh).
+#                  Each run is stopped with SIGINT at its limit, so that pytest still prints what it found.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -27,6 +31,9 @@ on() {  # GPU CORES CMD...: one GPU and a share of the cores
   local gpu=$1 cpus=$2; shift 2
   CUDA_VISIBLE_DEVICES=$gpu taskset -c "$cpus" "$@"
 }
+gpu() { echo $(($1 < gpus ? $1 : gpus - 1)); }  # GPU i, or the last one on a smaller machine
+quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1))"; }  # cores of quarter i (n quarters)
+stop_at() { timeout -s INT -k 30 "$@"; }  # pytest prints its verdicts on SIGINT
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
@@ -94,6 +101,31 @@ c)
      --case-dir "$res/suite_ci_cases" >"$res/suite_ci.log" 2>&1
    say "our suite, ci profile, compiled: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/suite_ci.log" | tail -1)"
    grep -E "FAILED|ERROR" "$res/suite_ci.log" | grep -v "^E " | head -30 >>"$out/$phase.txt") &
+  wait
+  ;;
+verdicts)
+  q=$((cores / 4)); v=(-- -v -rfE --durations=25 -p no:randomly)
+  (CUDA_VISIBLE_DEVICES=$(gpu 0),$(gpu 1) taskset -c "$(quarter 0 2)" stop_at 530 python3 -m lora_verify run \
+     --impl lora_verify.adapters.sglang --sglang .carry/sglang/0.5.23 -n $((2 * q - 2)) --profile gpu \
+     --verdicts-json "$res/sglang-0.5.23-gpu.json" --case-dir "$res/sglang-0.5.23-gpu-cases" "${v[@]}" \
+     >"$res/sglang-0.5.23-gpu.log" 2>&1
+   say "sglang 0.5.23, gpu profile: exit $? $(grep -E ' passed| failed' "$res/sglang-0.5.23-gpu.log" | tail -1)") &
+  peer() {  # GPU CORES WORKERS LIMIT NAME
+    local start=$SECONDS
+    LORA_SGLANG=$LORA_SGLANG_PEERS on "$1" "$2" stop_at "$4" python3 -m lora_verify run --impl "lora_verify.adapters.$5" \
+      -n "$3" --profile gpu --verdicts-json "$res/$5-gpu.json" --case-dir "$res/$5-gpu-cases" "${v[@]}" \
+      >"$res/$5-gpu.log" 2>&1
+    say "$5, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$5-gpu.log" | tail -1)"
+  }
+  peer "$(gpu 2)" "$(quarter 2)" $((q / 2)) 530 sglang_csgmv &
+  peer "$(gpu 2)" "$(quarter 2)" $((q / 2)) 530 sglang_triton_v2 &
+  peer "$(gpu 3)" "$(quarter 3)" $((q / 2)) 530 vllm_batch_invariant &
+  (peer "$(gpu 3)" "$(quarter 3)" $((q / 4)) 300 vllm
+   left=$((540 - SECONDS))
+   on "$(gpu 3)" "$(quarter 3)" timeout $((left > 60 ? left : 60)) scripts/fuzz_faults.sh "$res/faults" 0.75 4 20 \
+     >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"; cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
+  (STEPS=matrix ROW_TIMEOUT=280 on "$(gpu 3)" "$(quarter 3)" timeout 300 scripts/matrix_gpu.sh "$res/row-0.5.10" 0.5.10 \
+     >"$res/row-0.5.10.log" 2>&1; say "matrix row 0.5.10 (ci profile): exit $?"; cat "$res/row-0.5.10.log" >>"$out/$phase.txt") &
   wait
   ;;
 esac
