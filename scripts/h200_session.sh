@@ -17,6 +17,10 @@
 #                  GPU 2: csgmv and triton_v2 at the gpu profile; GPU 3: vLLM (both modes) at the gpu profile, the
 #                  0.5.10 matrix row (ci profile), then the planted crash and hang fuzzed (scripts/fuzz_faults.sh).
 #                  Each run is stopped with SIGINT at its limit, so that pytest still prints what it found.
+# final    (~9 min, 4 GPUs): GPU 0: where a property test's time goes at the gpu profile (single processes with
+#                  hypothesis' statistics and a traceback dump after 90 s: sglang 0.5.23, vLLM batch-invariant,
+#                  ours); GPUs 1-2: the generated mutants the CPU ran, compiled, strays' survivors under memcheck;
+#                  GPU 3: the benchmark's full grid against every peer.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -33,7 +37,7 @@ on() {  # GPU CORES CMD...: one GPU and a share of the cores
 }
 gpu() { echo $(($1 < gpus ? $1 : gpus - 1)); }  # GPU i, or the last one on a smaller machine
 quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1))"; }  # cores of quarter i (n quarters)
-stop_at() { timeout -s INT -k 30 "$@"; }  # pytest prints its verdicts on SIGINT
+stop="timeout -s INT -k 30"  # pytest prints its verdicts on SIGINT: $stop LIMIT CMD
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
@@ -105,14 +109,14 @@ c)
   ;;
 verdicts)
   q=$((cores / 4)); v=(-- -v -rfE --durations=25 -p no:randomly)
-  (CUDA_VISIBLE_DEVICES=$(gpu 0),$(gpu 1) taskset -c "$(quarter 0 2)" stop_at 530 python3 -m lora_verify run \
+  (CUDA_VISIBLE_DEVICES=$(gpu 0),$(gpu 1) taskset -c "$(quarter 0 2)" $stop 530 python3 -m lora_verify run \
      --impl lora_verify.adapters.sglang --sglang .carry/sglang/0.5.23 -n $((2 * q - 2)) --profile gpu \
      --verdicts-json "$res/sglang-0.5.23-gpu.json" --case-dir "$res/sglang-0.5.23-gpu-cases" "${v[@]}" \
      >"$res/sglang-0.5.23-gpu.log" 2>&1
    say "sglang 0.5.23, gpu profile: exit $? $(grep -E ' passed| failed' "$res/sglang-0.5.23-gpu.log" | tail -1)") &
   peer() {  # GPU CORES WORKERS LIMIT NAME
     local start=$SECONDS
-    LORA_SGLANG=$LORA_SGLANG_PEERS on "$1" "$2" stop_at "$4" python3 -m lora_verify run --impl "lora_verify.adapters.$5" \
+    LORA_SGLANG=$LORA_SGLANG_PEERS on "$1" "$2" $stop "$4" python3 -m lora_verify run --impl "lora_verify.adapters.$5" \
       -n "$3" --profile gpu --verdicts-json "$res/$5-gpu.json" --case-dir "$res/$5-gpu-cases" "${v[@]}" \
       >"$res/$5-gpu.log" 2>&1
     say "$5, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$5-gpu.log" | tail -1)"
@@ -126,6 +130,32 @@ verdicts)
      >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"; cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
   (STEPS=matrix ROW_TIMEOUT=280 on "$(gpu 3)" "$(quarter 3)" timeout 300 scripts/matrix_gpu.sh "$res/row-0.5.10" 0.5.10 \
      >"$res/row-0.5.10.log" 2>&1; say "matrix row 0.5.10 (ci profile): exit $?"; cat "$res/row-0.5.10.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+final)
+  diag() {  # CORES NAME IMPL K: one property test in one process, gpu profile, statistics, stacks after 90 s
+    LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 0)" "$1" timeout -s INT -k 20 230 python3 -m pytest -p no:xdist \
+      -p no:randomly -p no:cacheprovider --impl "$3" --sglang .carry/sglang/0.5.23 lora_verify/suite/test_properties.py -k "$4" \
+      --hypothesis-show-statistics -o faulthandler_timeout=90 --durations=3 -q >"$res/diag-$2.log" 2>&1
+    say "diag $2 ($4): exit $? $(grep -E ' passed| failed' "$res/diag-$2.log" | tail -1)"
+  }
+  k1="sgemm_lora_a_fwd and close_to_reference and unsorted"; k2="sgemm_lora_b_fwd and sorted_ and both"
+  q=$((cores / 4)); c0=$(quarter 0)
+  (diag "${c0%-*}-$((q / 3))" sglang-close lora_verify.adapters.sglang "$k1"
+   diag "${c0%-*}-$((q / 3))" sglang-layouts lora_verify.adapters.sglang "$k2") &
+  (diag "$((q / 3 + 1))-$((2 * q / 3))" vllm-bi-close lora_verify.adapters.vllm_batch_invariant "$k1"
+   diag "$((q / 3 + 1))-$((2 * q / 3))" csgmv-layouts lora_verify.adapters.sglang_csgmv "$k2") &
+  (diag "$((2 * q / 3 + 1))-$((q - 1))" ours-close impl "$k1"
+   diag "$((2 * q / 3 + 1))-$((q - 1))" ours-layouts impl "$k2") &
+  (CUDA_VISIBLE_DEVICES=$(gpu 1),$(gpu 2) taskset -c "$(quarter 1 2)" timeout -s INT -k 20 500 python3 -m lora_verify \
+     mutants --generated --only $(cat .carry/cpu_mutants.txt) -j $((2 * q - 2)) --compiled --memcheck \
+     --parallel-sanity --budget 330 --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" \
+     >"$res/mutants_gpu.log" 2>&1; say "mutants (compiled): exit $? $(grep 'kill rate' "$res/mutants_gpu.log")"
+   python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
+     >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt") &
+  (LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 3)" "$(quarter 3)" timeout 540 python3 -m lora_verify bench --grid full \
+     --rep 2 --compile-jobs "$q" --budget-s 450 --out "$res/bench" >"$res/bench.log" 2>&1
+   say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt") &
   wait
   ;;
 esac
