@@ -21,6 +21,8 @@
 #                  hypothesis' statistics and a traceback dump after 90 s: sglang 0.5.23, vLLM batch-invariant,
 #                  ours); GPUs 1-2: the generated mutants the CPU ran, compiled, strays' survivors under memcheck;
 #                  GPU 3: the benchmark's full grid against every peer.
+# props    (~6 min, 4 GPUs): the property tests alone (lora_verify/suite/test_properties.py), a worker each, one
+#                  thread each (OMP_NUM_THREADS=1): sglang 0.5.23 on GPUs 0-1, csgmv on GPUs 2-3, gpu profile.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -156,6 +158,18 @@ final)
   (LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 3)" "$(quarter 3)" timeout 540 python3 -m lora_verify bench --grid full \
      --rep 2 --compile-jobs "$q" --budget-s 450 --out "$res/bench" >"$res/bench.log" 2>&1
    say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+props)
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+  prop() {  # GPUS CORES LIMIT IMPL NAME
+    LORA_SGLANG=$LORA_SGLANG_PEERS CUDA_VISIBLE_DEVICES=$1 taskset -c "$2" $stop "$3" python3 -m lora_verify run \
+      --impl "$4" --sglang .carry/sglang/0.5.23 -n 16 --profile gpu --verdicts-json "$res/$5.json" \
+      --case-dir "$res/$5-cases" -- -v -rfE -p no:randomly -k test_property >"$res/$5.log" 2>&1
+    say "$5, property tests, gpu profile: exit $? $(grep -E ' passed| failed' "$res/$5.log" | tail -1)"
+  }
+  prop "$(gpu 0),$(gpu 1)" "$(quarter 0 2)" 320 lora_verify.adapters.sglang sglang-0.5.23-props &
+  prop "$(gpu 2),$(gpu 3)" "$(quarter 2 2)" 320 lora_verify.adapters.sglang_csgmv csgmv-props &
   wait
   ;;
 esac
