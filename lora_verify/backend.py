@@ -32,6 +32,19 @@ def worker_gpu(worker_id: str, gpu_count: int) -> int:
     return int(digits) % gpu_count if digits.isdigit() and gpu_count else 0
 
 
+def worker_threads(workers: int, cores: int) -> int:
+    """Torch's intra-op threads for one of ``workers`` processes sharing ``cores``: their share, at least one.
+    Each process would otherwise start a thread per core: 30 workers on 32 cores ran 960 threads, and a
+    gpu-profile property test that takes 85 s alone did not end in 530 s (docs/results/h200/README.md)."""
+    return max(1, cores // max(workers, 1))
+
+
+def share_cores():
+    """In a pytest-xdist worker: this process's share of the cores it may run on."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(worker_threads(workers, len(os.sched_getaffinity(0))))
+
+
 def device() -> torch.device:
     """This process's device: on a GPU machine each xdist worker pins its own GPU."""
     if not has_cuda():

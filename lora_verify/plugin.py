@@ -83,6 +83,8 @@ def pytest_configure(config):
     # every test process keeps its tally in a progress file, so that a worker that dies (lora_verify.faults) loses
     # nothing it found: the xdist controller (or lora-verify fuzz, which sets LORA_PROGRESS) merges the file
     worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        backend.share_cores()
     controller = worker is None and bool(config.getoption("numprocesses", None))
     prefix = tally.progress
     if worker is not None:

@@ -138,7 +138,9 @@ class Property:
 
 PROPERTIES = [
     Property("close to reference", close_to_reference, ("unsorted", "sorted")),
-    Property("sorted == unsorted", sorted_matches_unsorted, ("both",), calls=4),
+    # the same bits from two layouts presuppose the same bits from two calls: an implementation that does not claim
+    # determinism (vLLM's atomics) cannot claim this either
+    Property("sorted == unsorted", sorted_matches_unsorted, ("both",), ("deterministic",), calls=4),
     Property("deterministic", deterministic, ("unsorted", "sorted"), ("deterministic",), calls=2),
     Property("batch-invariant", batch_invariant, ("unsorted", "sorted"), ("batch_invariant",), kept_sequences, 2),
 ]
