@@ -110,7 +110,7 @@ c)
   wait
   ;;
 verdicts)
-  q=$((cores / 4)); v=(-- -v -rfE --durations=25 -p no:randomly)
+  q=$((cores / 4)); v=(-- -v -v -rfE --durations=25 -p no:randomly)  # -v twice: run passes -q
   (CUDA_VISIBLE_DEVICES=$(gpu 0),$(gpu 1) taskset -c "$(quarter 0 2)" $stop 530 python3 -m lora_verify run \
      --impl lora_verify.adapters.sglang --sglang .carry/sglang/0.5.23 -n $((2 * q - 2)) --profile gpu \
      --verdicts-json "$res/sglang-0.5.23-gpu.json" --case-dir "$res/sglang-0.5.23-gpu-cases" "${v[@]}" \
@@ -128,7 +128,7 @@ verdicts)
   peer "$(gpu 3)" "$(quarter 3)" $((q / 2)) 530 vllm_batch_invariant &
   (peer "$(gpu 3)" "$(quarter 3)" $((q / 4)) 300 vllm
    left=$((540 - SECONDS))
-   on "$(gpu 3)" "$(quarter 3)" timeout $((left > 60 ? left : 60)) scripts/fuzz_faults.sh "$res/faults" 0.75 4 20 \
+   on "$(gpu 3)" "$(quarter 3)" timeout $((left > 60 ? left : 60)) scripts/fuzz_faults.sh "$res/faults" 1.5 4 20 -k "sgemm_lora_a or sgemm_lora_b" \
      >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"; cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
   (STEPS=matrix ROW_TIMEOUT=280 on "$(gpu 3)" "$(quarter 3)" timeout 300 scripts/matrix_gpu.sh "$res/row-0.5.10" 0.5.10 \
      >"$res/row-0.5.10.log" 2>&1; say "matrix row 0.5.10 (ci profile): exit $?"; cat "$res/row-0.5.10.log" >>"$out/$phase.txt") &
@@ -136,7 +136,7 @@ verdicts)
   ;;
 final)
   diag() {  # CORES NAME IMPL K: one property test in one process, gpu profile, statistics, stacks after 90 s
-    LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 0)" "$1" timeout -s INT -k 20 230 python3 -m pytest -p no:xdist \
+    HYPOTHESIS_PROFILE=gpu LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 0)" "$1" timeout -s INT -k 20 230 python3 -m pytest -p no:xdist \
       -p no:randomly -p no:cacheprovider --impl "$3" --sglang .carry/sglang/0.5.23 lora_verify/suite/test_properties.py -k "$4" \
       --hypothesis-show-statistics -o faulthandler_timeout=90 --durations=3 -q >"$res/diag-$2.log" 2>&1
     say "diag $2 ($4): exit $? $(grep -E ' passed| failed' "$res/diag-$2.log" | tail -1)"
@@ -165,7 +165,7 @@ props)
   prop() {  # GPUS CORES LIMIT IMPL NAME
     LORA_SGLANG=$LORA_SGLANG_PEERS CUDA_VISIBLE_DEVICES=$1 taskset -c "$2" $stop "$3" python3 -m lora_verify run \
       --impl "$4" --sglang .carry/sglang/0.5.23 -n 16 --profile gpu --verdicts-json "$res/$5.json" \
-      --case-dir "$res/$5-cases" -- -v -rfE -p no:randomly -k test_property >"$res/$5.log" 2>&1
+      --case-dir "$res/$5-cases" -- -v -v -rfE -p no:randomly -k test_property >"$res/$5.log" 2>&1
     say "$5, property tests, gpu profile: exit $? $(grep -E ' passed| failed' "$res/$5.log" | tail -1)"
   }
   prop "$(gpu 0),$(gpu 1)" "$(quarter 0 2)" 320 lora_verify.adapters.sglang sglang-0.5.23-props &
