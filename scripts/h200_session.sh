@@ -23,6 +23,10 @@
 #                  GPU 3: the benchmark's full grid against every peer.
 # props    (~6 min, 4 GPUs): the property tests alone (lora_verify/suite/test_properties.py), a worker each, one
 #                  thread each (OMP_NUM_THREADS=1): sglang 0.5.23 on GPUs 0-1, csgmv on GPUs 2-3, gpu profile.
+# gpu      (~9.5 min, 4 GPUs; what the issues still need at the gpu profile): GPU 0: our whole suite, timed
+#                  (scripts/gpu_suite.sh, 15 workers: issue 21's 5 minutes on one H200); GPU 1: each peer's whole
+#                  suite; GPU 2: the release matrix; GPU 3: every generated mutant compiled (memcheck for strays),
+#                  then the planted faults fuzzed over shrink's and expand's tests.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -170,6 +174,33 @@ props)
   }
   prop "$(gpu 0),$(gpu 1)" "$(quarter 0 2)" 320 lora_verify.adapters.sglang sglang-0.5.23-props &
   prop "$(gpu 2),$(gpu 3)" "$(quarter 2 2)" 320 lora_verify.adapters.sglang_csgmv csgmv-props &
+  wait
+  ;;
+gpu)
+  q=$((cores / 4)); v=(-- -v -v -rfE --durations=25 -p no:randomly)
+  (LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 0)" "$(quarter 0)" timeout 560 scripts/gpu_suite.sh "$res/suite" $((q - 1)) \
+     >"$res/gpu_suite.log" 2>&1; say "our suite, gpu profile: exit $? $(cat "$res/suite/time.txt" 2>/dev/null)") &
+  (for name in sglang_csgmv sglang_triton_v2 vllm_batch_invariant vllm; do
+     left=$((550 - SECONDS)); [ "$left" -gt 30 ] || { say "$name: not run (no time left)"; continue; }
+     start=$SECONDS
+     LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 1)" "$(quarter 1)" $stop "$left" python3 -m lora_verify run \
+       --impl "lora_verify.adapters.$name" -n $((q - 1)) --profile gpu --verdicts-json "$res/$name-gpu.json" \
+       --case-dir "$res/$name-gpu-cases" "${v[@]}" >"$res/$name-gpu.log" 2>&1
+     say "$name, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$name-gpu.log" | tail -1)"
+   done) &
+  (PROFILE=gpu STEPS=matrix ROW_TIMEOUT=540 on "$(gpu 2)" "$(quarter 2)" timeout 550 scripts/matrix_gpu.sh \
+     "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
+   cat "$res/matrix_gpu.log" >>"$out/$phase.txt") &
+  (on "$(gpu 3)" "$(quarter 3)" timeout -s INT -k 20 400 python3 -m lora_verify mutants --generated -j $((q - 1)) \
+     --compiled --memcheck --parallel-sanity --budget 250 --cpu-json docs/mutants_generated_cpu.json \
+     --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
+   say "generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")"
+   python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
+     >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt"
+   left=$((555 - SECONDS))
+   on "$(gpu 3)" "$(quarter 3)" timeout $((left > 60 ? left : 60)) scripts/fuzz_faults.sh "$res/faults" 0.6 4 20 \
+     -k "sgemm_lora_a or sgemm_lora_b" >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"
+   cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
   wait
   ;;
 esac

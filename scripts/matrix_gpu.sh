@@ -6,7 +6,7 @@
 #   scripts/matrix_gpu.sh OUTDIR [VERSION ...]      # default: the CPU matrix's releases (docs/releases/)
 #   STEPS="matrix gpu offsets replay" (the default: all four, about 5-8 + 3 + 2 + 3 minutes)
 #
-# 1. lora-verify matrix, ci profile (graph replay included: it needs CUDA), rows 4 at a time with 4 xdist workers
+# 1. lora-verify matrix, ci profile (PROFILE=gpu: the gpu profile; graph replay included: it needs CUDA), rows 4 at a time with 4 xdist workers
 #    each (16 cores; Triton compiles each kernel generation once into its on-disk cache), at most ROW_TIMEOUT s
 #    a row: OUTDIR/matrix/{matrix.md,matrix.json,<row>/log.txt,<row>/failures/} (matrix.png where matplotlib is).
 # 2. 0.5.23 alone at the gpu profile (1,000 examples a property), 16 workers: OUTDIR/sglang-0.5.23-gpu.{log,json}
@@ -32,8 +32,8 @@ steps=" ${STEPS:-matrix gpu offsets replay} "
 step() { [[ "$steps" == *" $1 "* ]]; }
 if step matrix; then
 start=$(date +%s)
-python3 -m lora_verify matrix --sglang-release "${dirs[@]}" --out "$out/matrix" --profile ci -n 4 -j 4 \
-  --timeout "${ROW_TIMEOUT:-240}" --title "sglang releases: property verdicts (compiled, ci profile)" \
+python3 -m lora_verify matrix --sglang-release "${dirs[@]}" --out "$out/matrix" --profile "${PROFILE:-ci}" -n 4 -j 4 \
+  --timeout "${ROW_TIMEOUT:-240}" --title "sglang releases: property verdicts (compiled, ${PROFILE:-ci} profile)" \
   >"$out/matrix.log" 2>&1
 echo "matrix: exit $? after $(( $(date +%s) - start )) s"; sed -n '/^row /,$p' "$out/matrix.log"
 fi
