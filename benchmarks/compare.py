@@ -6,10 +6,12 @@ process, on the decode shapes of a benchmark grid (``lora_verify.bench``), both 
 median, the two alternating shape by shape so that clock drift hits both alike. Prints per operation and
 layout the time of each, new / old per shape and the geometric mean of new / old; checks first that both
 give the same output bit for bit (the ``sorted == unsorted`` and batch-invariance properties make that
-expected of a re-tiling).
+expected of a re-tiling). ``--routing`` times the two ``sort_by_adapter`` instead, on every batch of the grid
+(decode and prefill), and checks that they give the same permutation, segments and tile table.
 """
 
 import argparse
+import functools
 import importlib.util
 import math
 import sys
@@ -39,6 +41,7 @@ def main():
     parser.add_argument("--rep", type=int, default=20, help="ms of calls per CUDA-graph replay")
     parser.add_argument("--grid", choices=grid.GRIDS, default="small", help="whose decode shapes")
     parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
+    parser.add_argument("--routing", action="store_true", help="time the two routings instead of the kernels")
     args = parser.parse_args()
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
     old = load_package(args.old, "impl_old")
@@ -46,6 +49,8 @@ def main():
     shapes = [s for s in grid.shapes(grid.GRIDS[args.grid]) if s.phase == "decode"]
     print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
           f"old = {Path(old.__file__).parent}")
+    if args.routing:
+        return compare_routing(new, old, grid.shapes(grid.GRIDS[args.grid]), args.rep, device)
     for op_name in args.ops.split(","):
         bench_op = grid.bench_op(grid.LAYERS[args.layer], op_name)
         for layout in ("sorted", "unsorted"):
@@ -61,6 +66,26 @@ def main():
                       f"  new/old {ratios[-1]:.3f}  {'bit-identical' if same else 'OUTPUTS DIFFER'}", flush=True)
             geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
             print(f"{op_name:<15} {layout:<8} geomean new/old {geo:.3f}  (worst {max(ratios):.3f})", flush=True)
+
+
+def compare_routing(new, old, shapes, rep, device):
+    """Each distinct batch of ``shapes`` routed by both, timed side by side; outputs compared bit for bit."""
+    ratios, seen = [], set()
+    for shape in shapes:
+        if shape.batch in seen:
+            continue
+        seen.add(shape.batch)
+        per_seq = inputs.batch_infos(shape, device)[0]
+        routed = [m.sort_by_adapter(per_seq, shape.tokens) for m in (new, old)]
+        fields = ("permutation", "seg_lens", "seg_indptr", "tiles")
+        same = all(torch.equal(getattr(routed[0], f), getattr(routed[1], f)) for f in fields)
+        calls = [functools.partial(m.sort_by_adapter, per_seq, shape.tokens) for m in (new, old)]
+        times = [time_us(call, rep) for call in calls]
+        ratios.append(times[0] / times[1])
+        print(f"routing {shape.batch:<14} tokens {shape.tokens:<6} new {times[0]:7.2f} us  old {times[1]:7.2f} us"
+              f"  new/old {ratios[-1]:.3f}  {'bit-identical' if same else 'OUTPUTS DIFFER'}", flush=True)
+    geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    print(f"routing geomean new/old {geo:.3f}  (worst {max(ratios):.3f})", flush=True)
 
 
 if __name__ == "__main__":

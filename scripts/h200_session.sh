@@ -27,6 +27,10 @@
 #                  (scripts/gpu_suite.sh, 15 workers: issue 21's 5 minutes on one H200); GPU 1: each peer's whole
 #                  suite; GPU 2: the release matrix; GPU 3: every generated mutant compiled (memcheck for strays),
 #                  then the planted faults fuzzed over shrink's and expand's tests.
+# routing  (~6 min, 4 GPUs; .carry/routing_tree = `git archive routing-one-launch` without docs/ and
+#                  benchmarks/results/): GPU 0: the branch's one-launch routing against this tree's, timed side
+#                  by side and compared bit for bit on every batch of the full grid (benchmarks/compare.py
+#                  --routing); GPUs 1-3: the branch's whole suite compiled, ci profile (what merging it needs).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -201,6 +205,17 @@ gpu)
    on "$(gpu 3)" "$(quarter 3)" timeout $((left > 60 ? left : 60)) scripts/fuzz_faults.sh "$res/faults" 0.6 4 20 \
      -k "sgemm_lora_a or sgemm_lora_b" >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"
    cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
+  wait
+  ;;
+routing)
+  tree=.carry/routing_tree; [ -d "$tree/impl" ] || { say "no $tree: git archive routing-one-launch into it"; exit 2; }
+  (on "$(gpu 0)" "$(quarter 0)" timeout 300 python3 -m benchmarks.compare . --new "$tree" --routing --grid full \
+     >"$res/routing_compare.log" 2>&1; say "routing compare: exit $? $(tail -1 "$res/routing_compare.log")") &
+  (cd "$tree" && CUDA_VISIBLE_DEVICES=$(gpu 1),$(gpu 2),$(gpu 3) taskset -c "$(quarter 1 3)" \
+     LORA_SGLANG=../sglang/0.5.23 LORA_VLLM=../vllm PYTHONPATH=../sglang/0.5.23 HYPOTHESIS_PROFILE=ci \
+     timeout -s INT -k 20 330 python3 -m pytest -v -n $((3 * cores / 4 - 3)) --maxschedchunk 1 -p no:cacheprovider \
+     --verdicts-json "$res/branch_suite_ci.json" --case-dir "$res/branch_suite_cases" >"$res/branch_suite_ci.log" 2>&1
+   say "the branch's suite, ci profile: exit $? $(grep -E ' passed| failed' "$res/branch_suite_ci.log" | tail -1)") &
   wait
   ;;
 esac
