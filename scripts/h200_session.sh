@@ -24,9 +24,11 @@
 # props    (~6 min, 4 GPUs): the property tests alone (lora_verify/suite/test_properties.py), a worker each, one
 #                  thread each (OMP_NUM_THREADS=1): sglang 0.5.23 on GPUs 0-1, csgmv on GPUs 2-3, gpu profile.
 # gpu      (~9.5 min, 4 GPUs; what the issues still need at the gpu profile): GPU 0: our whole suite, timed
-#                  (scripts/gpu_suite.sh, 15 workers: issue 21's 5 minutes on one H200); GPU 1: each peer's whole
-#                  suite; GPU 2: the release matrix; GPU 3: every generated mutant compiled (memcheck for strays),
-#                  then the planted faults fuzzed over shrink's and expand's tests.
+#                  (scripts/gpu_suite.sh, 15 workers: issue 21's 5 minutes on one H200); GPU 1: csgmv's, then
+#                  triton_v2's whole suite; GPU 2: vLLM batch-invariant's, then vLLM's; GPU 3: every generated
+#                  mutant compiled (memcheck for strays), then the planted faults fuzzed over shrink's and expand's
+#                  tests.
+# matrix   (~9.5 min, 4 GPUs): the release matrix at the gpu profile, 8 rows at a time, 7 workers each, on all GPUs.
 # routing  (~6 min, 4 GPUs; .carry/routing_tree = `git archive routing-one-launch` without docs/ and
 #                  benchmarks/results/): GPU 0: the branch's one-launch routing against this tree's, timed side
 #                  by side and compared bit for bit on every batch of the full grid (benchmarks/compare.py
@@ -184,17 +186,19 @@ gpu)
   q=$((cores / 4)); v=(-- -v -v -rfE --durations=25 -p no:randomly)
   (LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 0)" "$(quarter 0)" timeout 560 scripts/gpu_suite.sh "$res/suite" $((q - 1)) \
      >"$res/gpu_suite.log" 2>&1; say "our suite, gpu profile: exit $? $(cat "$res/suite/time.txt" 2>/dev/null)") &
-  (for name in sglang_csgmv sglang_triton_v2 vllm_batch_invariant vllm; do
-     left=$((550 - SECONDS)); [ "$left" -gt 30 ] || { say "$name: not run (no time left)"; continue; }
-     start=$SECONDS
-     LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu 1)" "$(quarter 1)" $stop "$left" python3 -m lora_verify run \
-       --impl "lora_verify.adapters.$name" -n $((q - 1)) --profile gpu --verdicts-json "$res/$name-gpu.json" \
-       --case-dir "$res/$name-gpu-cases" "${v[@]}" >"$res/$name-gpu.log" 2>&1
-     say "$name, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$name-gpu.log" | tail -1)"
-   done) &
-  (PROFILE=gpu STEPS=matrix ROW_TIMEOUT=540 on "$(gpu 2)" "$(quarter 2)" timeout 550 scripts/matrix_gpu.sh \
-     "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
-   cat "$res/matrix_gpu.log" >>"$out/$phase.txt") &
+  peers() {  # GPU NAME...: each peer's whole suite in turn on one GPU and its quarter of the cores
+    local g=$1 name start left; shift
+    for name in "$@"; do
+      left=$((550 - SECONDS)); [ "$left" -gt 30 ] || { say "$name: not run (no time left)"; continue; }
+      start=$SECONDS
+      LORA_SGLANG=$LORA_SGLANG_PEERS on "$(gpu "$g")" "$(quarter "$g")" $stop "$left" python3 -m lora_verify run \
+        --impl "lora_verify.adapters.$name" -n $((q - 1)) --profile gpu --verdicts-json "$res/$name-gpu.json" \
+        --case-dir "$res/$name-gpu-cases" "${v[@]}" >"$res/$name-gpu.log" 2>&1
+      say "$name, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$name-gpu.log" | tail -1)"
+    done
+  }
+  peers 1 sglang_csgmv sglang_triton_v2 &
+  peers 2 vllm_batch_invariant vllm &
   (on "$(gpu 3)" "$(quarter 3)" timeout -s INT -k 20 400 python3 -m lora_verify mutants --generated -j $((q - 1)) \
      --compiled --memcheck --parallel-sanity --budget 250 --cpu-json docs/mutants_generated_cpu.json \
      --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
@@ -217,6 +221,11 @@ routing)
      --verdicts-json "$res/branch_suite_ci.json" --case-dir "$res/branch_suite_cases" >"$res/branch_suite_ci.log" 2>&1
    say "the branch's suite, ci profile: exit $? $(grep -E ' passed| failed' "$res/branch_suite_ci.log" | tail -1)") &
   wait
+  ;;
+matrix)
+  (PROFILE=gpu STEPS=matrix ROWS=8 WORKERS=$((cores / 8 - 1)) ROW_TIMEOUT=540 timeout 560 scripts/matrix_gpu.sh \
+     "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
+   cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
   ;;
 esac
 cp -r .out/mutants "$res/mutant_logs" 2>/dev/null

@@ -4,7 +4,8 @@
 # then unmodified 0.5.23 at the gpu profile. Usage, from the repository root:
 #
 #   scripts/matrix_gpu.sh OUTDIR [VERSION ...]      # default: the CPU matrix's releases (docs/releases/)
-#   STEPS="matrix gpu offsets replay" (the default: all four, about 5-8 + 3 + 2 + 3 minutes)
+#   STEPS="matrix gpu offsets replay" (the default: all four, about 5-8 + 3 + 2 + 3 minutes); PROFILE (ci),
+#   ROWS (4 at a time), WORKERS (4 xdist workers a row) for step 1
 #
 # 1. lora-verify matrix, ci profile (PROFILE=gpu: the gpu profile; graph replay included: it needs CUDA), rows 4 at a time with 4 xdist workers
 #    each (16 cores; Triton compiles each kernel generation once into its on-disk cache), at most ROW_TIMEOUT s
@@ -32,7 +33,7 @@ steps=" ${STEPS:-matrix gpu offsets replay} "
 step() { [[ "$steps" == *" $1 "* ]]; }
 if step matrix; then
 start=$(date +%s)
-python3 -m lora_verify matrix --sglang-release "${dirs[@]}" --out "$out/matrix" --profile "${PROFILE:-ci}" -n 4 -j 4 \
+python3 -m lora_verify matrix --sglang-release "${dirs[@]}" --out "$out/matrix" --profile "${PROFILE:-ci}" -n "${WORKERS:-4}" -j "${ROWS:-4}" \
   --timeout "${ROW_TIMEOUT:-240}" --title "sglang releases: property verdicts (compiled, ${PROFILE:-ci} profile)" \
   >"$out/matrix.log" 2>&1
 echo "matrix: exit $? after $(( $(date +%s) - start )) s"; sed -n '/^row /,$p' "$out/matrix.log"
