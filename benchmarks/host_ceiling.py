@@ -3,12 +3,13 @@
     python benchmarks/host_ceiling.py [--examples 100] [--bundle 1] [-k EXPR]
 
 Runs ``lora_verify/suite/test_properties.py`` in this process (no xdist) against a null implementation of
-SPEC.md's four entry points (defined here: it returns zeros or the base untouched, and routing's tile-table
-kernel is replaced by zeros), with a null float64 reference (zeros or the base, every cell defined): every
-property then holds, and what is left is hypothesis, materialising the batches, the layouts' batch infos
-and the properties' own work. It prints the checked batches, the CPU
-seconds of this process and their ratio: the most batches per second one worker's core could check
-whatever the kernels and the reference cost (on CPU tensors; a GPU adds its launches and copies).
+SPEC.md's four entry points (defined here: it returns zeros or the base untouched, and routing's kernel
+is replaced by an identity permutation with empty segments and an idle tile table), with a null float64
+reference (zeros or the base, every cell defined): every property then holds, and what is left is
+hypothesis, materialising the batches, the layouts' batch infos and the properties' own work. It prints
+the checked batches, the CPU seconds of this process and their ratio: the most batches per second one
+worker's core could check whatever the kernels and the reference cost (on CPU tensors; a GPU adds its
+launches and copies).
 """
 
 import argparse
@@ -51,8 +52,16 @@ def null_reference(x, weights, batch_info, *args, base_output=None, accum=torch.
     return out, torch.ones(shape, dtype=torch.bool)
 
 
-def null_tile_table(seg_lens, seg_indptr, weight_indices, length, out=None):
-    return torch.zeros((length, 3), dtype=torch.int32, device=seg_lens.device) if out is None else out.zero_()
+def null_route(seg_indptr, weight_indices, num_slots, num_tokens, out=None):
+    from impl.segments import sorted_programs
+
+    i32 = dict(dtype=torch.int32, device=seg_indptr.device)
+    return (
+        torch.arange(num_tokens, **i32),
+        torch.zeros(num_slots, **i32),
+        torch.zeros(num_slots + 1, **i32),
+        torch.zeros((sorted_programs(num_tokens, num_slots), 3), **i32),
+    )
 
 
 class Counter:
@@ -75,7 +84,7 @@ def main(argv=None):
     import impl.routing
     from lora_verify.ops import OPS
 
-    impl.routing.tile_table = null_tile_table
+    impl.routing.route = null_route
     for op in OPS:
         object.__setattr__(op, "reference", null_reference)
     counter, cases = Counter(), tempfile.mkdtemp(prefix="host-ceiling-cases-")

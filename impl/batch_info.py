@@ -24,7 +24,7 @@ class LoRABatchInfo:
     permutation: Optional[torch.Tensor] = None  # (>= tokens,) int32, sorted layout only
     use_cuda_graph: bool = False
     # Not one of sglang's fields; optional. (programs, 3) int32, sorted layout only: each program's first
-    # logical position, row count and slot, built once per batch by routing (routing.tile_table) and read
+    # logical position, row count and slot, built once per batch by routing (routing.route) and read
     # by every kernel of the batch in place of a lookup in seg_indptr.
     tiles: Optional[torch.Tensor] = None
 

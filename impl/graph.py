@@ -118,19 +118,13 @@ class GraphBatchBuffers:
     def route(self) -> None:
         """Derives ``seg_indptr`` and the sorted layout from the per-sequence lengths and slots, in place.
 
-        No host sync; capturable: ``routing.route``'s temporaries come from the graph's pool at capture,
-        so a replay allocates nothing.
+        No host sync, no allocation; capturable: a cumulative sum and ``routing.route``'s one launch, which
+        writes the sorted buffers directly.
         """
-        per_seq = self.unsorted
+        per_seq, sorted_ = self.unsorted, self.sorted
         torch.cumsum(per_seq.seg_lens, 0, dtype=torch.int32, out=per_seq.seg_indptr[1:])
-        permutation, seg_lens, seg_indptr = routing.route(
-            per_seq.seg_indptr, per_seq.weight_indices, self.num_slots, self.max_tokens
-        )
-        self.sorted.permutation.copy_(permutation)
-        self.sorted.seg_lens.copy_(seg_lens)
-        self.sorted.seg_indptr.copy_(seg_indptr)
-        tiles = self.sorted.tiles
-        routing.tile_table(seg_lens, seg_indptr, self.sorted.weight_indices, tiles.shape[0], out=tiles)
+        layout = (sorted_.permutation, sorted_.seg_lens, sorted_.seg_indptr, sorted_.tiles)
+        routing.route(per_seq.seg_indptr, per_seq.weight_indices, self.num_slots, self.max_tokens, out=layout)
 
 
 class GraphRunner:
@@ -140,7 +134,7 @@ class GraphRunner:
     ``step`` returns the output (a static input updated in place, or a tensor it allocates, which then
     lives in the graph's pool). :meth:`load` writes a batch and its inputs, :meth:`replay` re-routes and
     reruns the kernels and returns the live rows of ``output``. Routing and step are two graphs, each with
-    its own memory pool, so that routing's temporaries never share memory with ``output``: a replay
+    its own memory pool, so that nothing routing writes shares memory with ``output``: a replay
     writes no cell of ``output`` that the kernels do not.
     """
 

@@ -3,7 +3,7 @@
 import triton
 import triton.language as tl
 
-BLOCK_S = 16  # rows per program, in both kernels; a batch's tile table (routing.tile_table) is built for it
+BLOCK_S = 16  # rows per program, in both kernels; a batch's tile table (routing.route) is built for it
 
 
 @triton.jit
@@ -67,7 +67,7 @@ def program_rows(
 ):
     """``(slot, rows, row mask, rows left)`` of program ``tile`` of the tile axis; nothing to do if ``rows left <= 0``.
 
-    With a tile table (sorted only; ``routing.tile_table``) one load gives the tile's first logical
+    With a tile table (sorted only; ``routing.route``) one load gives the tile's first logical
     position, row count and slot; the permutation and the slot's rank are then read side by side: as many
     dependent loads before the data as the per-sequence layout takes. Without one (sglang's fields only),
     ``program_tile`` finds the segment and its length and slot are read from it.

@@ -174,7 +174,7 @@ def _values(bi, L, R, S):
 
 
 def expected_tiles(lens, starts, slots, length: int) -> torch.Tensor:
-    """The tile table routing builds (``routing.tile_table``), on the host: each segment's tiles of ``BLOCK_S``
+    """The tile table routing builds (``routing.route``), on the host: each segment's tiles of ``BLOCK_S``
     rows in segment order, ``[first logical position, rows, slot]``, then ``[0, 0, 0]`` up to ``length`` rows."""
     rows = [
         [start + j, min(BLOCK_S, n - j), slot]
@@ -195,7 +195,7 @@ def _tile_values(tiles, lens, starts, slots):
         i = int(wrong[0])
         _fail(
             "batch_info.tiles",
-            f"routing.tile_table of the segments, row {i} == {expected[i].tolist()}",
+            f"routing's tile table of the segments, row {i} == {expected[i].tolist()}",
             tiles[i].tolist(),
         )
 

@@ -27,7 +27,7 @@ SOURCES = {  # file -> which functions: "jit" (every @triton.jit one) or a list 
     "impl/segments.py": (),
     "impl/shrink.py": (),
     "impl/expand.py": (),
-    "impl/routing.py": ("route", "tile_table", "sort_by_adapter"),
+    "impl/routing.py": ("route", "sort_by_adapter"),
 }
 CLASSES = ("cmp", "mask", "exit", "other", "arith", "augassign")
 FLIP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),

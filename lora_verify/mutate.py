@@ -101,7 +101,7 @@ FIRST = [  # test names or properties (``prop_name``), cheap and strong first
 ]
 FIRST_FOR_FILE = {  # tests that exercise a file most directly go before everything else for its mutants
     "impl/graph.py": ["test_buffers_follow_batches"],  # buffer contents step by step; replay tests come later
-    "impl/routing.py": ["test_compiles_for_sm90"],  # the tile-table kernel: 10 s, before the interpreter's tests
+    "impl/routing.py": ["test_compiles_for_sm90"],  # the routing kernel: 10 s, before the interpreter's tests
     "impl/segments.py": ["sorted == unsorted"],  # the only property that runs the lookup path (sorted, no table)
 }
 

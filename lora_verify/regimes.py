@@ -27,7 +27,7 @@ KERNELS = {  # observed kernel -> its module
     "_shrink_kernel": "impl.shrink",
     "_sum_splits_kernel": "impl.shrink",
     "_expand_kernel": "impl.expand",
-    "_tile_table_kernel": "impl.routing",
+    "_route_kernel": "impl.routing",
 }
 
 
@@ -120,16 +120,31 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
     )
 
 
-def _facts_tile_table(a: dict, grid: tuple) -> dict:
-    n, block_s = a["num_segments"], a["BLOCK_S"]
-    tiles = [triton.cdiv(length, block_s) for length in a["seg_lens"][:n].tolist()]
-    rows_per_step = int(importlib.import_module(KERNELS["_tile_table_kernel"]).ROWS_PER_STEP)
+def _facts_route(a: dict, grid: tuple) -> dict:
+    """The per-sequence segments (the sentinel segment of rows past the live count last), the slots' rows and
+    tiles, and the blocks the kernel takes them in: segments ``SEG_BLOCK`` at a time, slots ``SLOTS`` at once,
+    permutation entries ``ROWS_PER_STEP * BLOCK_S`` and table rows ``ROWS_PER_STEP`` at a time."""
+    n, num_slots, block_s, seg_block = a["num_segments"], a["num_slots"], a["BLOCK_S"], a["SEG_BLOCK"]
+    indptr, slots = a["seg_indptr"][: n + 1].tolist(), a["weight_indices"][:n].tolist()
+    lens = [hi - lo for lo, hi in zip(indptr, indptr[1:], strict=False)]
+    live = [(length, s) for length, s in zip(lens, slots, strict=True) if length]
+    counts = [sum(length for length, s in live if s == slot) for slot in range(num_slots)]
+    segments = [sum(1 for _, s in live if s == slot) for slot in range(num_slots)]
+    tiles = sum(triton.cdiv(c, block_s) for c in counts)
+    step = int(importlib.import_module(KERNELS["_route_kernel"]).ROWS_PER_STEP)
+    past_live = a["num_tokens"] - indptr[n]
     return dict(
-        padded=n < a["SEGMENTS"],
-        empty_segment=0 in tiles,
-        long_segment=max(tiles, default=0) > rows_per_step,
-        idle_rows=a["length"] > sum(tiles),
-        zeroing_steps=triton.cdiv(max(a["length"] - sum(tiles), 0), rows_per_step),
+        segment_blocks=triton.cdiv(n + 1, seg_block),
+        segments_padded=(n + 1) % seg_block != 0,
+        slots_padded=num_slots + 1 < a["SLOTS"],
+        empty_segment=0 in lens,
+        absent_slot=0 in counts,
+        shared_slot=max(segments, default=0) > 1,
+        past_live=past_live > 0,
+        long_segment=max(lens + [past_live]) > step * block_s,
+        long_slot=max((triton.cdiv(c, block_s) for c in counts), default=0) > step,
+        idle_rows=a["length"] > tiles,
+        zeroing_steps=triton.cdiv(max(a["length"] - tiles, 0), step),
     )
 
 
@@ -137,7 +152,7 @@ FACTS = {
     "_shrink_kernel": _facts_shrink,
     "_sum_splits_kernel": _facts_sum,
     "_expand_kernel": _facts_expand,
-    "_tile_table_kernel": _facts_tile_table,
+    "_route_kernel": _facts_route,
 }
 
 
@@ -174,7 +189,7 @@ def recording():
             del fn.run
 
 
-ROUTING_CHECK = "routing"  # lora_verify/suite/test_routing.py: the tile table's kernel on large tables
+ROUTING_CHECK = "routing"  # lora_verify/suite/test_routing.py: the routing kernel on many segments, long slots
 
 
 def check_name(op: str, layout: str, prop: str) -> str:
@@ -289,11 +304,18 @@ def _regimes():
     blocks = sorted({expand.expand_blocks(r)[1] for r in range(1, RANK_LIMIT + 1)})  # the ranks the CPU suite draws
     out += [Regime("_expand_kernel", f"rank block BLOCK_K {b}", lambda f, b=b: f["block_k"] == b, MIN) for b in blocks]
     out += [
-        Regime("_tile_table_kernel", "segments padded to SEGMENTS", lambda f: f["padded"], MIN),
-        Regime("_tile_table_kernel", "an empty segment", lambda f: f["empty_segment"], MIN),
-        Regime("_tile_table_kernel", "idle rows zeroed", lambda f: f["idle_rows"], MIN),
-        Regime("_tile_table_kernel", "a segment of more than ROWS_PER_STEP tiles", lambda f: f["long_segment"], MIN),
-        Regime("_tile_table_kernel", "idle rows zeroed in several steps", lambda f: f["zeroing_steps"] > 1, MIN),
+        Regime("_route_kernel", "segments in one SEG_BLOCK", lambda f: f["segment_blocks"] == 1, MIN),
+        Regime("_route_kernel", "segments in several SEG_BLOCKs", lambda f: f["segment_blocks"] > 1, MIN),
+        Regime("_route_kernel", "last SEG_BLOCK padded", lambda f: f["segments_padded"], MIN),
+        Regime("_route_kernel", "slots padded to SLOTS", lambda f: f["slots_padded"], MIN),
+        Regime("_route_kernel", "an empty segment", lambda f: f["empty_segment"], MIN),
+        Regime("_route_kernel", "an absent slot", lambda f: f["absent_slot"], MIN),
+        Regime("_route_kernel", "segments sharing a slot", lambda f: f["shared_slot"], MIN),
+        Regime("_route_kernel", "rows past the live count", lambda f: f["past_live"], MIN),
+        Regime("_route_kernel", "a segment of several permutation steps", lambda f: f["long_segment"], MIN),
+        Regime("_route_kernel", "a slot of more than ROWS_PER_STEP tiles", lambda f: f["long_slot"], MIN),
+        Regime("_route_kernel", "idle rows zeroed", lambda f: f["idle_rows"], MIN),
+        Regime("_route_kernel", "idle rows zeroed in several steps", lambda f: f["zeroing_steps"] > 1, MIN),
     ]
     return out
 

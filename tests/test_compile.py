@@ -50,11 +50,11 @@ CASES = {
         *EXPAND,
         dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
     ),
-    "tile_table": (
+    "route": (
         "impl.routing",
-        "_tile_table_kernel",
-        dict(seg_lens=P32, seg_indptr=P32, weight_indices=P32, table=P32),
-        dict(SEGMENTS=64, BLOCK_S=16),
+        "_route_kernel",
+        dict(seg_indptr=P32, weight_indices=P32, permutation=P32, seg_lens_out=P32, seg_indptr_out=P32, table=P32),
+        dict(SLOTS=128, SEG_BLOCK=64, BLOCK_S=16),
     ),
 }
 

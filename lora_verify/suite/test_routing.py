@@ -7,10 +7,13 @@ the token count; rows past the live count (a capacity) sort last. The tile
 table (impl's own field) lists each segment's tiles of ``BLOCK_S`` rows in
 order, then idle rows, enough for any batch of the capacity. On a GPU
 the routing also runs under torch's sync debug mode set to raise on any host
-synchronisation.
+synchronisation. Beside the invariants, the routing's every output equals,
+bit for bit, that of the torch routing it replaced (a stable sort of each
+row's slot): ``reference_routing``.
 """
 
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,15 +22,29 @@ from impl.routing import ROWS_PER_STEP
 from impl.segments import BLOCK_S
 from lora_verify import regimes
 from lora_verify.inputs import batch_info_of
-from lora_verify.strategies import Batch, Dims, Seq, Values, near, sequence_lists, slot_pools
+from lora_verify.strategies import Batch, Dims, Seq, Slot, Values, near, sequence_lists, slot_pools
 
-STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # rows whose tiles one step of the tile-table kernel writes (or zeroes)
+STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # permutation entries (rows of tiles) one step of the routing kernel writes
+WIDE_SLOTS = (64, 72)  # slots of a wide batch: the kernel's SLOTS is 128, its SEG_BLOCK 64 (impl.routing.route)
+
+
+def wide_batches():
+    """A decode-like batch of many short segments on many slots: more segments than one SEG_BLOCK of the kernel."""
+    return st.integers(*WIDE_SLOTS).flatmap(
+        lambda n: st.tuples(
+            st.just(tuple(Slot(a % 5, 1.0) for a in range(n))),  # rank-0 slots among them
+            st.lists(st.builds(Seq, st.integers(0, 3), st.integers(0, n - 1)), min_size=64, max_size=96).map(tuple),
+        )
+    )
 
 
 @st.composite
 def routed_batches(draw):
-    slots = draw(slot_pools(max_rank=4, max_slots=8))
-    seqs = draw(sequence_lists(len(slots), max_seqs=12))
+    if draw(st.integers(0, 4)) == 0:
+        slots, seqs = draw(wide_batches())
+    else:
+        slots = draw(slot_pools(max_rank=4, max_slots=8))
+        seqs = draw(sequence_lists(len(slots), max_seqs=12))
     if draw(st.booleans()):  # a segment around one write step of the tile table (the regime table's minimums)
         seqs += (Seq(draw(near([STEP_ROWS, STEP_ROWS + 1])), draw(st.integers(0, len(slots) - 1))),)
     batch = Batch(4, slots, seqs, Dims(), Values(seed=0))
@@ -76,3 +93,39 @@ def check_routing(batch, capacity, routed):
         and routed.tiles.cpu().tolist() == tiles + [[0, 0, 0]] * (table_length - len(tiles))
         and all(t.dtype == torch.int32 for t in (routed.permutation, routed.seg_lens, routed.seg_indptr, routed.tiles))
     ), f"routing wrong: permutation {perm}, seg_lens {lens}, seg_indptr {indptr}, tiles {routed.tiles.tolist()}"
+
+
+def reference_routing(seg_indptr, weight_indices, num_slots: int, num_tokens: int):
+    """The routing impl had before its one-launch kernel, in torch: each row's slot (rows past the live count
+    get the sentinel ``num_slots``), stably sorted; per-slot counts and their prefix sums; each slot's tiles."""
+    seg_indptr, weight_indices = seg_indptr.cpu().long(), weight_indices.cpu().long()
+    rows = torch.arange(num_tokens)
+    seg_of_row = torch.searchsorted(seg_indptr[1:].contiguous(), rows, right=True)
+    slot_of_row = torch.cat([weight_indices, torch.tensor([num_slots])])[seg_of_row]
+    permutation = torch.sort(slot_of_row, stable=True).indices.int()
+    seg_lens = torch.bincount(slot_of_row, minlength=num_slots + 1)[:num_slots].int()
+    indptr = F.pad(torch.cumsum(seg_lens, 0), (1, 0)).int()
+    tiles = [
+        [int(indptr[a]) + j, min(BLOCK_S, int(seg_lens[a]) - j), a]
+        for a in range(num_slots)
+        for j in range(0, int(seg_lens[a]), BLOCK_S)
+    ]
+    length = -(-num_tokens // BLOCK_S) + num_slots
+    table = torch.tensor(tiles + [[0, 0, 0]] * (length - len(tiles)), dtype=torch.int32).reshape(length, 3)
+    return permutation, seg_lens, indptr, table
+
+
+@given(routed_batches())
+def test_routing_matches_reference(device, drawn):
+    batch, capacity = drawn
+    per_seq = batch_info_of(batch, device)
+    routed = impl.sort_by_adapter(per_seq, capacity)
+    L = len(batch.slots)
+    expected = reference_routing(per_seq.seg_indptr, per_seq.weight_indices, L, capacity)
+    got = (routed.permutation, routed.seg_lens, routed.seg_indptr, routed.tiles)
+    for name, g, e in zip(("permutation", "seg_lens", "seg_indptr", "tiles"), got, expected, strict=True):
+        assert g.dtype == torch.int32 and torch.equal(g.cpu(), e), f"{name}: {g.tolist()}, expected {e.tolist()}"
+    assert (routed.bs, routed.num_segments, routed.max_len) == (L, L, capacity)
+    assert routed.weight_indices.cpu().tolist() == list(range(L))
+    assert routed.lora_ranks is per_seq.lora_ranks and routed.scalings is per_seq.scalings
+    assert routed.use_cuda_graph == per_seq.use_cuda_graph
