@@ -38,7 +38,8 @@ def _segments(seg_indptr, weight_indices, idx, num_segments, num_slots, num_toke
 def _slot_counts(
     seg_indptr, weight_indices, num_segments, num_slots, num_tokens, SLOTS: tl.constexpr, SEG_BLOCK: tl.constexpr
 ):
-    """Rows of each slot ``0 .. SLOTS - 1`` (the sentinel's in slot ``num_slots``), counted over every segment."""
+    """Rows of each slot ``0 .. SLOTS - 1``, counted over every segment (the sentinel's rows in slot ``num_slots``,
+    a bin past ``SLOTS`` unless ``num_slots`` is not a power of two; no program reads that bin)."""
     bins = tl.arange(0, SLOTS)
     counts = tl.zeros([SLOTS], dtype=tl.int32)
     for first in range(0, num_segments + 1, SEG_BLOCK):
@@ -159,7 +160,7 @@ def route(seg_indptr, weight_indices, num_slots: int, num_tokens: int, out=None)
             torch.empty((sorted_programs(num_tokens, num_slots), 3), **i32),
         )
     num_segments = seg_indptr.shape[0] - 1
-    slots = triton.next_power_of_2(num_slots + 1)  # the sentinel's slot too
+    slots = triton.next_power_of_2(num_slots)
     _route_kernel[(num_segments + num_slots + 2,)](
         seg_indptr,
         weight_indices,

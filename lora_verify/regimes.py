@@ -136,7 +136,7 @@ def _facts_route(a: dict, grid: tuple) -> dict:
     return dict(
         segment_blocks=triton.cdiv(n + 1, seg_block),
         segments_padded=(n + 1) % seg_block != 0,
-        slots_padded=num_slots + 1 < a["SLOTS"],
+        slots_padded=num_slots < a["SLOTS"],
         empty_segment=0 in lens,
         absent_slot=0 in counts,
         shared_slot=max(segments, default=0) > 1,

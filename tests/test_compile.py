@@ -54,7 +54,7 @@ CASES = {
         "impl.routing",
         "_route_kernel",
         dict(seg_indptr=P32, weight_indices=P32, permutation=P32, seg_lens_out=P32, seg_indptr_out=P32, table=P32),
-        dict(SLOTS=128, SEG_BLOCK=64, BLOCK_S=16),
+        dict(SLOTS=64, SEG_BLOCK=128, BLOCK_S=16),
     ),
 }
 

@@ -25,7 +25,7 @@ from lora_verify.inputs import batch_info_of
 from lora_verify.strategies import Batch, Dims, Seq, Slot, Values, near, sequence_lists, slot_pools
 
 STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # permutation entries (rows of tiles) one step of the routing kernel writes
-WIDE_SLOTS = (64, 72)  # slots of a wide batch: the kernel's SLOTS is 128, its SEG_BLOCK 64 (impl.routing.route)
+WIDE_SLOTS = (65, 80)  # slots of a wide batch: the kernel's SLOTS is 128, its SEG_BLOCK 64 (impl.routing.route)
 
 
 def wide_batches():
