@@ -30,7 +30,7 @@ def _segments(seg_indptr, weight_indices, idx, num_segments, num_slots, num_toke
     start = tl.load(seg_indptr + idx, mask=idx <= num_segments, other=0)
     end = tl.where(real, tl.load(seg_indptr + idx + 1, mask=real, other=0), num_tokens)
     rows = tl.where(idx <= num_segments, end - start, 0)
-    slot = tl.load(weight_indices + idx, mask=real, other=num_slots)
+    slot = tl.where(real, tl.load(weight_indices + idx, mask=real, other=0), num_slots)
     return start, rows, slot
 
 

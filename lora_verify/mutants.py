@@ -189,8 +189,7 @@ MUTANTS = [
     Mutant("routing_reverse_tiebreak", ROUTING, "((other_slot == slot) & (idx < s))",
            "((other_slot == slot) & (idx > s))",
            "segments of one slot placed last to first: grouped by slot, but later sequences first", quick=True),
-    Mutant("routing_sentinel_last_slot", ROUTING, "slot = tl.load(weight_indices + idx, mask=real, other=num_slots)",
-           "slot = tl.load(weight_indices + idx, mask=real, other=num_slots - 1)",
+    Mutant("routing_sentinel_last_slot", ROUTING, "other=0), num_slots)\n", "other=0), num_slots - 1)\n",
            "rows past the live count routed to the last slot instead of the sentinel"),
     Mutant("routing_boundary_left", ROUTING,
            "    start = tl.load(seg_indptr + idx, mask=idx <= num_segments, other=0)\n"
