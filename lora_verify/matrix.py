@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from lora_verify.report import format_ratio
 SGLANG = "lora_verify.adapters.sglang"
 VERDICTS = ("PASS", "FAIL", "NOT CLAIMED", "NO EXAMPLES")
 NOT_OURS = "not test_routing_invariants and not test_buffers_follow_batches"  # impl's routing, whatever the row
+GRACE_S = 60  # a row stopped at its --timeout may take this long to write what it found
 SHORT = {"PASS": "pass", "FAIL": "FAIL", "NOT CLAIMED": "n/c", "NO EXAMPLES": "none", None: ""}
 
 
@@ -46,6 +48,7 @@ class Row:
     header: tuple = ()
     cells: dict = None  # "op|layout|property" -> the verdict row of lora_verify.report
     cases: tuple = ()  # failing cases saved by the run
+    stopped: bool = False  # at its --timeout: the verdicts are of the tests that had ended
 
     @property
     def slug(self) -> str:
@@ -97,12 +100,17 @@ def run_row(row: Row, out: Path, args) -> Row:
     with open(folder / "log.txt", "w") as log:
         log.write(f"$ {' '.join(f'{k}={v}' for k, v in row.env().items())} {shlex.join(cmd)}\n")
         log.flush()
+        child = subprocess.Popen(cmd, env={**os.environ, **row.env()}, stdout=log, stderr=subprocess.STDOUT)
         try:
-            done = subprocess.run(cmd, env={**os.environ, **row.env()}, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=args.timeout or None)
-            row.returncode = done.returncode
-        except subprocess.TimeoutExpired:
-            row.returncode = -1
+            row.returncode = child.wait(timeout=args.timeout or None)
+        except subprocess.TimeoutExpired:  # SIGINT: pytest still writes the verdicts of the tests that ended
+            row.stopped = True
+            child.send_signal(signal.SIGINT)
+            try:
+                row.returncode = child.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                row.returncode = child.wait()
     row.seconds = round(time.monotonic() - start, 1)
     text = (folder / "log.txt").read_text(errors="replace")
     if verdicts.is_file():
@@ -185,6 +193,11 @@ def summary(row, op_name) -> str:
     return f"pass {passed}" + (f", n/c {unclaimed}" if unclaimed else "") if cells else ""
 
 
+def outcome(row) -> str:
+    return f"{row.status}, stopped at its time limit ({row.seconds:.0f} s): the tests that ended" if row.stopped \
+        else row.status
+
+
 def markdown(meta, rows) -> str:
     cols = columns(rows)
     ops = [op.name for op in OPS]
@@ -194,7 +207,7 @@ def markdown(meta, rows) -> str:
              "of a passing closeness check.", "",
              "## Release × operation", "", "| row | outcome | " + " | ".join(ops) + " |",
              "|---|---|" + "---|" * len(ops)]
-    lines += [f"| {r.label} | {r.status} | " + " | ".join(summary(r, op) for op in ops) + " |" for r in rows]
+    lines += [f"| {r.label} | {outcome(r)} | " + " | ".join(summary(r, op) for op in ops) + " |" for r in rows]
     for op in {c.split("|")[0]: None for c in cols}:
         mine = [c for c in cols if c.split("|")[0] == op]
         lines += ["", f"## {op}", "", "| row | " + " | ".join(f"{c.split('|')[2]} ({c.split('|')[1]})"
@@ -302,7 +315,7 @@ def main(argv=None) -> int:
             print(f"{row.label}: kept from {done}", flush=True)
             return row
         row = run_row(row, out, args)
-        print(f"{row.label}: {row.status} ({row.seconds:.0f} s, {len(row.cases)} failing cases)", flush=True)
+        print(f"{row.label}: {outcome(row)} ({row.seconds:.0f} s, {len(row.cases)} failing cases)", flush=True)
         return row
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
@@ -315,4 +328,5 @@ def main(argv=None) -> int:
         print(f"{r.label:<{width}}  " + "  ".join(f"{summary(r, op)[:22]:<22}" for op in ops))
     for line in write(meta, rows, out):
         print(line)
-    return int(any(r.status != "ran" or any(c["verdict"] == "FAIL" for c in r.cells.values()) for r in rows))
+    failed = (r.status != "ran" or r.stopped or any(c["verdict"] == "FAIL" for c in r.cells.values()) for r in rows)
+    return int(any(failed))

@@ -33,6 +33,14 @@
 #                  benchmarks/results/): GPU 0: the branch's one-launch routing against this tree's, timed side
 #                  by side and compared bit for bit on every batch of the full grid (benchmarks/compare.py
 #                  --routing); GPUs 1-3: the branch's whole suite compiled, ci profile (what merging it needs).
+# x2a, x2b, x2c (~9.5 min each, 2 GPUs, 32 cores: the machine lent when the 4-GPU one is not; each GPU with its
+#                  half of the cores, as one H200 machine): x2a: GPU 0 our whole suite at the gpu profile, timed
+#                  (issue 21's 5 minutes on one H200), then this tree's routing against .carry/main_tree's (the
+#                  routing before the one-launch merge: `git archive d3b3014 impl`), full grid; GPU 1 triton_v2's
+#                  and vLLM batch-invariant's whole suites. x2b: GPU 0 csgmv's and vLLM's whole suites; GPU 1 the
+#                  release matrix at the gpu profile, first four rows (distinct kernel files), two at a time. x2c:
+#                  both GPUs, the other eight rows, four at a time. Each row stops at 270 s (SIGINT: its verdicts are
+#                  of the tests that ended); the matrices are joined afterwards (matrix --render).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -226,6 +234,46 @@ matrix)
   (PROFILE=gpu STEPS=matrix ROWS=8 WORKERS=$((cores / 8 - 1)) ROW_TIMEOUT=540 timeout 560 scripts/matrix_gpu.sh \
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
+  ;;
+x2a|x2b|x2c)
+  v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
+  peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
+    local g=$1 c=$2 each=$3 name start left; shift 3
+    for name in "$@"; do
+      left=$((555 - SECONDS)); [ "$left" -gt 30 ] || { say "$name: not run (no time left)"; continue; }
+      [ "$left" -lt "$each" ] || left=$each
+      start=$SECONDS
+      LORA_SGLANG=$LORA_SGLANG_PEERS on "$g" "$c" $stop "$left" python3 -m lora_verify run \
+        --impl "lora_verify.adapters.$name" -n "$n" --profile gpu --verdicts-json "$res/$name-gpu.json" \
+        --case-dir "$res/$name-gpu-cases" "${v[@]}" >"$res/$name-gpu.log" 2>&1
+      say "$name, gpu profile: exit $? after $((SECONDS - start)) s $(grep -E ' passed| failed' "$res/$name-gpu.log" | tail -1)"
+    done
+  }
+  rows() {  # GPUS CORES JOBS OUT VERSION...: matrix rows at the gpu profile, 270 s each at most
+    local g=$1 c=$2 j=$3 o=$4 ver dirs=(); shift 4
+    for ver in "$@"; do dirs+=(".carry/sglang/$ver"); done
+    CUDA_VISIBLE_DEVICES=$g taskset -c "$c" timeout -k 30 545 python3 -m lora_verify matrix --sglang-release "${dirs[@]}" \
+      --out "$o" --profile gpu -n 7 -j "$j" --timeout 270 \
+      --title "sglang releases: property verdicts (compiled, gpu profile)" >"$o.log" 2>&1
+    say "matrix rows $* (gpu profile): exit $?"; sed -n '/^row /,$p' "$o.log" >>"$out/$phase.txt"
+  }
+  case $phase in
+  x2a)
+    (start=$SECONDS; LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" $stop 420 scripts/gpu_suite.sh "$res/suite" "$n" \
+       >"$res/gpu_suite.log" 2>&1
+     say "our suite, gpu profile: exit $? after $((SECONDS - start)) s; $(cat "$res/suite/time.txt" 2>/dev/null)"
+     grep -E "passed|failed|Triton compiles" "$res/suite/gpu_suite.log" | tail -3 | tee -a "$out/$phase.txt"
+     on 0 "$first" timeout $((560 - SECONDS)) python3 -m benchmarks.compare .carry/main_tree --routing --grid full \
+       >"$res/routing_compare.log" 2>&1; say "routing compare: exit $?"; tail -25 "$res/routing_compare.log" >>"$out/$phase.txt") &
+    peers 1 "$second" 280 sglang_triton_v2 vllm_batch_invariant &
+    wait ;;
+  x2b)
+    peers 0 "$first" 280 sglang_csgmv vllm &
+    rows 1 "$second" 2 "$res/matrix" 0.4.8 0.4.10 0.5.1 0.5.10 &
+    wait ;;
+  x2c)
+    rows 0,1 "0-$((cores - 1))" 4 "$res/matrix" 0.5.11 0.5.16 0.5.22 0.5.23 0.5.4 0.5.8 0.5.9 0.5.21 ;;
+  esac
   ;;
 esac
 cp -r .out/mutants "$res/mutant_logs" 2>/dev/null
