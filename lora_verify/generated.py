@@ -189,10 +189,6 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "base's masked lanes read 1.0 instead of 0.0: they are the lanes off the row or column mask, and the store "
         "of their result uses the same mask (out_mask): nothing of them is written"
     ),
-    "routing._tile_table_kernel.L49.other.0": (
-        "the padded lanes (idx >= num_segments) count one tile instead of none; both sums over the lanes mask them "
-        "again: the tiles before program s (idx < s <= num_segments) and program s's own (idx == s < num_segments)"
-    ),
     "shrink._shrink_rows.L59.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past K they meet x lanes masked to 0.0 (the same k mask), adding"
         " 0 * 1; past the slot's columns they only feed accumulator columns whose store is masked (n_mask)"

@@ -100,16 +100,17 @@ def run_row(row: Row, out: Path, args) -> Row:
     with open(folder / "log.txt", "w") as log:
         log.write(f"$ {' '.join(f'{k}={v}' for k, v in row.env().items())} {shlex.join(cmd)}\n")
         log.flush()
-        child = subprocess.Popen(cmd, env={**os.environ, **row.env()}, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(cmd, env={**os.environ, **row.env()}, stdout=log, stderr=subprocess.STDOUT,
+                                 process_group=0)  # its xdist workers with it, so that a signal reaches them all
         try:
             row.returncode = child.wait(timeout=args.timeout or None)
-        except subprocess.TimeoutExpired:  # SIGINT: pytest still writes the verdicts of the tests that ended
+        except subprocess.TimeoutExpired:  # SIGINT: the workers hand in their verdicts, pytest writes them
             row.stopped = True
-            child.send_signal(signal.SIGINT)
+            os.killpg(child.pid, signal.SIGINT)
             try:
                 row.returncode = child.wait(timeout=GRACE_S)
             except subprocess.TimeoutExpired:
-                child.kill()
+                os.killpg(child.pid, signal.SIGKILL)
                 row.returncode = child.wait()
     row.seconds = round(time.monotonic() - start, 1)
     text = (folder / "log.txt").read_text(errors="replace")
@@ -148,8 +149,8 @@ def why_not(log: str, row: Row) -> str:
     found = re.search(r"cannot be imported: (.*)", log)
     if found:
         return found.group(1).strip()
-    if row.returncode == -1:
-        return "timed out"
+    if row.stopped:
+        return f"stopped at its time limit ({row.seconds:.0f} s) before any verdict"
     errors = [line for line in log.splitlines() if re.match(r"^(E |\w*Error|INTERNALERROR)", line)]
     return (errors[-1] if errors else log.strip().splitlines()[-1] if log.strip() else "no output")[:400]
 
@@ -194,8 +195,8 @@ def summary(row, op_name) -> str:
 
 
 def outcome(row) -> str:
-    return f"{row.status}, stopped at its time limit ({row.seconds:.0f} s): the tests that ended" if row.stopped \
-        else row.status
+    stopped = row.stopped and row.status == "ran"
+    return f"ran, stopped at its time limit ({row.seconds:.0f} s): the tests that ended" if stopped else row.status
 
 
 def markdown(meta, rows) -> str:

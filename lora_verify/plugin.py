@@ -190,6 +190,7 @@ def _regimes_enforced(tally) -> bool:
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     tally = config._lora_tally
+    config._lora_interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     if tally.progress:
         tally.write_progress()
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the tally over
@@ -235,14 +236,36 @@ def pytest_testnodedown(node, error):
             Path(f"{prefix}.{worker}-died").write_text(recovered.dump())  # for lora-verify fuzz, which reads the files
 
 
+INTERRUPTED = ("INTERRUPTED: the counts include the examples of tests that did not end; a PASS is a verdict on "
+               "those examples only")
+
+
+def _merge_unreported(config):
+    """Workers whose tallies never came in (an interrupted run: Ctrl-C, a time limit's SIGINT), from their
+    progress files: what they had checked when stopped."""
+    prefix = config._lora_progress
+    if not prefix or hasattr(config, "workeroutput"):
+        return
+    for path in sorted(Path(prefix).parent.glob(f"{Path(prefix).name}.gw*")):
+        worker = path.name.rsplit(".", 1)[1]
+        if worker.startswith("gw") and worker[2:].isdigit() and worker not in config._lora_merged:
+            config._lora_merged.add(worker)
+            config._lora_tally.merge(path.read_text())
+
+
 def pytest_terminal_summary(terminalreporter, config):
     tally = config._lora_tally
+    interrupted = getattr(config, "_lora_interrupted", False)
+    if interrupted:
+        _merge_unreported(config)
     if hasattr(config, "workeroutput") or not tally.rows:
         return
     rows = verdict_rows(tally)
     terminalreporter.section("property verdicts")
     for line in format_table(rows, tally.header):
         terminalreporter.write_line(line)
+    if interrupted:
+        terminalreporter.write_line(INTERRUPTED)
     for worker, dev in sorted(tally.devices.items()):
         terminalreporter.write_line(f"worker {worker}: {dev}")
     if tally.extra.get("compiles"):
@@ -265,5 +288,5 @@ def pytest_terminal_summary(terminalreporter, config):
     path = config.getoption("--verdicts-json")
     if path:
         with open(path, "w") as f:
-            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices, "regimes": tally.regimes},
-                      f, indent=1)
+            json.dump({"header": tally.header, "rows": rows, "devices": tally.devices, "regimes": tally.regimes,
+                       "interrupted": INTERRUPTED if interrupted else None}, f, indent=1)

@@ -63,9 +63,10 @@ class Tally:
         self.rows[(op, layout, prop)]["faults"].append(note)
 
     def write_progress(self):
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        with open(f"{self.progress}.{worker}", "w") as f:
+        path = f"{self.progress}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        with open(f"{path}.tmp", "w") as f:
             f.write(self.dump())
+        os.replace(f"{path}.tmp", path)  # whole: the controller may read it at any time
         self._written = time.monotonic()
 
     @contextmanager

@@ -41,6 +41,9 @@
 #                  release matrix at the gpu profile, first four rows (distinct kernel files), two at a time. x2c:
 #                  both GPUs, the other eight rows, four at a time. Each row stops at 270 s (SIGINT: its verdicts are
 #                  of the tests that ended); the matrices are joined afterwards (matrix --render).
+# x2d (~7 min, 2 GPUs): what x2a-x2c left: the matrix rows stopped there (0.5.11, 0.5.22 first, then 0.5.16, 0.5.23;
+#                  12 workers a row, 200 s each); csgmv's graph replay tests again (its adapter's translation kept
+#                  alive: lora_verify.adapters.batch.Kept); our shrink's sorted == unsorted, the test x2a stopped.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -273,6 +276,21 @@ x2a|x2b|x2c)
     wait ;;
   x2c)
     rows 0,1 "0-$((cores - 1))" 4 "$res/matrix" 0.5.11 0.5.16 0.5.22 0.5.23 0.5.4 0.5.8 0.5.9 0.5.21 ;;
+  x2d)
+    (dirs=(); for ver in 0.5.11 0.5.22 0.5.16 0.5.23; do dirs+=(".carry/sglang/$ver"); done
+     CUDA_VISIBLE_DEVICES=0,1 taskset -c "0-$((cores - 7))" timeout -k 30 420 python3 -m lora_verify matrix \
+       --sglang-release "${dirs[@]}" --out "$res/matrix" --profile gpu -n $(((cores - 6) / 2)) -j 2 --timeout 200 \
+       --title "sglang releases: property verdicts (compiled, gpu profile)" >"$res/matrix.log" 2>&1
+     say "matrix rows (gpu profile): exit $?"; sed -n '/^row /,$p' "$res/matrix.log" >>"$out/$phase.txt") &
+    (LORA_SGLANG=$LORA_SGLANG_PEERS on 1 "$((cores - 6))-$((cores - 3))" $stop 400 python3 -m lora_verify run \
+       --impl lora_verify.adapters.sglang_csgmv -n 4 --profile gpu --verdicts-json "$res/csgmv-graph.json" \
+       --case-dir "$res/csgmv-graph-cases" "${v[@]}" -k test_replay_sequence >"$res/csgmv-graph.log" 2>&1
+     say "csgmv graph replay, gpu profile: exit $? $(grep -E ' passed| failed' "$res/csgmv-graph.log" | tail -1)") &
+    (start=$SECONDS; HYPOTHESIS_PROFILE=gpu on 0 "$((cores - 2))-$((cores - 1))" $stop 400 python3 -m pytest -p no:xdist \
+       -p no:cacheprovider -v lora_verify/suite/test_properties.py -k "sgemm_lora_a_fwd and sorted_==_unsorted" \
+       --verdicts-json "$res/ours-shrink-layouts.json" >"$res/ours-shrink-layouts.log" 2>&1
+     say "ours, shrink sorted == unsorted, gpu profile: exit $? after $((SECONDS - start)) s $(tail -1 "$res/ours-shrink-layouts.log")") &
+    wait ;;
   esac
   ;;
 esac

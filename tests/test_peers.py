@@ -107,6 +107,24 @@ def test_chunks(layout, device):
     assert not any(rows_of_slot.values())
 
 
+def test_kept_holds_the_intermediates():
+    """What ``batch.Kept`` holds stays allocated after the code that made it returns (so that under graph capture
+    no later allocation gets its memory)."""
+    def translate(n):
+        return (torch.arange(n) * 2).cumsum(0)[-1]  # the arange and the product are freed on return
+
+    with batch.Kept() as kept:
+        total = translate(5)
+    alive = [weakref.ref(t) for t in kept.tensors]
+    assert total.item() == 20 and len(alive) >= 3
+    del total
+    gc.collect()
+    assert all(r() is not None for r in alive)
+    del kept
+    gc.collect()
+    assert all(r() is None for r in alive)
+
+
 def test_host_offsets_read_once_per_tensor():
     offsets = torch.tensor([0, 4, 6, 8], dtype=torch.int32)
     assert batch.host_offsets(offsets) == (0, 4, 6, 8)

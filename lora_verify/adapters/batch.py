@@ -10,6 +10,7 @@ import weakref
 from typing import NamedTuple
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class Rows(NamedTuple):
@@ -94,6 +95,27 @@ def chunks(bi, num_rows: int, size: int) -> Chunks:
     indptr = torch.cat([start, placed.total.reshape(1)]).to(torch.int32)
     weight_indices = torch.where(live, slots[segment], 0) if slots.numel() else torch.zeros_like(index)
     return Chunks(indptr, weight_indices.to(torch.int32), placed.row.to(torch.int32), count)
+
+
+class Kept(TorchDispatchMode):
+    """Holds every tensor the ops inside it make (``with Kept() as kept:``), for as long as ``kept`` lives.
+
+    An adapter that translates the batch info inside the call frees the translation's intermediates before
+    the kernel allocates its output. Under CUDA-graph capture the caching allocator may then give the output
+    an intermediate's memory, and every replay rewrites it while building the translation: rows past the
+    live count change although no kernel wrote them (csgmv's shrink on an empty batch, on the H200).
+    Engines build their batch info outside the graph; keeping the intermediates alive across the kernel's
+    call gives the output memory of its own, as there.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.tensors = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.tensors.append(out)
+        return out
 
 
 _TABLES = {}

@@ -99,12 +99,13 @@ class ChunkedBatchInfo:
     """sglang's chunked ``LoRABatchInfo``: the fields csgmv reads."""
 
     def __init__(self, bi, num_rows: int):
-        cut = batch.chunks(bi, num_rows, CHUNK)
+        with batch.Kept() as self.kept:  # the output gets memory of its own under graph capture
+            cut = batch.chunks(bi, num_rows, CHUNK)
+            self.lora_ranks = bi.lora_ranks.to(torch.int32).contiguous()
+            self.scalings = bi.scalings.to(torch.float32).contiguous()
         self.bs, self.num_segments, self.max_len, self.use_cuda_graph = bi.bs, cut.count, CHUNK, False
         self.seg_indptr, self.weight_indices, self.permutation = cut.seg_indptr, cut.weight_indices, cut.permutation
         self.seg_lens = None  # not read
-        self.lora_ranks = bi.lora_ranks.to(torch.int32).contiguous()
-        self.scalings = bi.scalings.to(torch.float32).contiguous()
 
 
 def _expand(x, weights, batch_info, offsets, max_width, base_output):

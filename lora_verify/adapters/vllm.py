@@ -202,6 +202,7 @@ class VllmLoRA:
         """SPEC.md's shrink: ``lora_shrink`` over ``stack_num`` zero-padded slices, gathered back rank-packed."""
         S, K = x.shape
         L, R = weights.shape[0], weights.shape[1] // stack_num
+        y = torch.empty((S, stack_num * R), dtype=x.dtype, device=x.device)  # first: see batch.Kept
         ranks = batch_info.lora_ranks.long()
         slices = self.packed.get(weights, ("a", stack_num), [(L, R, K)] * stack_num)
         i = torch.arange(R, device=x.device)
@@ -212,7 +213,6 @@ class VllmLoRA:
         out = torch.empty((stack_num, S, R), dtype=torch.float32, device=x.device)
         with bounds.reachable(*slices):
             self.shrink(x, slices, out, *self._meta(batch_info, S), 1.0)
-        y = torch.empty((S, stack_num * R), dtype=x.dtype, device=x.device)
         r = batch.token_ranks(batch_info, batch.token_slots(batch_info, S))[:, None]
         c = torch.arange(stack_num * R, device=x.device)[None, :]
         index = torch.where(c < stack_num * r, (c // r.clamp(min=1)) * R + c % r.clamp(min=1), 0)
