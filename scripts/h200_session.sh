@@ -238,7 +238,7 @@ matrix)
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
   ;;
-x2a|x2b|x2c)
+x2a|x2b|x2c|x2d)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
     local g=$1 c=$2 each=$3 name start left; shift 3
