@@ -30,10 +30,10 @@ from lora_verify.ops import OPS
 from lora_verify.report import format_ratio
 
 SGLANG = "lora_verify.adapters.sglang"
-VERDICTS = ("PASS", "FAIL", "NOT CLAIMED", "NO EXAMPLES")
+VERDICTS = ("PASS", "FAIL", "ERROR", "NOT CLAIMED", "NO EXAMPLES")
 NOT_OURS = "not test_routing_invariants and not test_buffers_follow_batches"  # impl's routing, whatever the row
 GRACE_S = 60  # a row stopped at its --timeout may take this long to write what it found
-SHORT = {"PASS": "pass", "FAIL": "FAIL", "NOT CLAIMED": "n/c", "NO EXAMPLES": "none", None: ""}
+SHORT = {"PASS": "pass", "FAIL": "FAIL", "ERROR": "ERROR", "NOT CLAIMED": "n/c", "NO EXAMPLES": "none", None: ""}
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Row:
     cells: dict = None  # "op|layout|property" -> the verdict row of lora_verify.report
     cases: tuple = ()  # failing cases saved by the run
     stopped: bool = False  # at its --timeout: the verdicts are of the tests that had ended
+    tests: str = ""  # pytest's last line: "20 failed, 42 passed, 18 skipped, 7 errors" (errors leave cells empty)
 
     @property
     def slug(self) -> str:
@@ -119,6 +120,7 @@ def run_row(row: Row, out: Path, args) -> Row:
         row.header = tuple(data.get("header", ()))
         row.cells = {f"{r['operation']}|{r['layout']}|{r['property']}": r for r in data["rows"] if relevant(r)}
     row.cases = tuple(sorted(str(p) for p in cases.glob("*.json")))
+    row.tests = tests_line(text)
     row.status = "ran" if row.cells else f"cannot run: {why_not(text, row)}"
     (folder / "row.json").write_text(json.dumps(asdict(row), indent=1) + "\n")
     return row
@@ -142,6 +144,13 @@ def selecting(pytest_args) -> list:
 def relevant(verdict_row) -> bool:
     """A verdict about the implementation under test (not the suite's own routing or graph buffers)."""
     return any(verdict_row["operation"].startswith(op.name) for op in OPS)
+
+
+def tests_line(log: str) -> str:
+    """pytest's count of outcomes, from the run's log ("" when it printed none)."""
+    found = re.findall(r"^=* ?((?:\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed|warnings?)(?:, )?)+) in [\d.]+s",
+                       log, re.M)
+    return found[-1].strip().rstrip(",") if found else ""
 
 
 def why_not(log: str, row: Row) -> str:
@@ -186,24 +195,29 @@ def summary(row, op_name) -> str:
     if row.status != "ran":
         return "—"
     cells = {k: c for k, c in row.cells.items() if k.split("|")[0] == op_name}
-    failed = [f"{k.split('|')[2]} ({k.split('|')[1]})" for k, c in cells.items() if c["verdict"] == "FAIL"]
-    if failed:
-        return "FAIL: " + ", ".join(sorted(failed))
+    named = {v: sorted(f"{k.split('|')[2]} ({k.split('|')[1]})" for k, c in cells.items() if c["verdict"] == v)
+             for v in ("FAIL", "ERROR")}
+    if named["FAIL"] or named["ERROR"]:
+        return "; ".join(f"{v}: " + ", ".join(names) for v, names in named.items() if names)
     passed = sum(c["verdict"] == "PASS" for c in cells.values())
     unclaimed = sum(c["verdict"] == "NOT CLAIMED" for c in cells.values())
     return f"pass {passed}" + (f", n/c {unclaimed}" if unclaimed else "") if cells else ""
 
 
 def outcome(row) -> str:
-    stopped = row.stopped and row.status == "ran"
-    return f"ran, stopped at its time limit ({row.seconds:.0f} s): the tests that ended" if stopped else row.status
+    if row.status != "ran":
+        return row.status
+    tests = f": {row.tests}" if row.tests else ""
+    return f"ran, stopped at its time limit ({row.seconds:.0f} s){tests} (the tests that ended)" if row.stopped \
+        else f"ran{tests}"
 
 
 def markdown(meta, rows) -> str:
     cols = columns(rows)
     ops = [op.name for op in OPS]
     lines = [f"# {meta['title']}", "", f"Made by `{meta['command']}` ({meta['when']}; {meta['machine']}).", "",
-             "Cells: `pass`; `FAIL f/n` (f of n examples failed); `n/c` (not claimed: the reason is in the row's "
+             "Cells: `pass`; `FAIL f/n` (f of n examples failed); `ERROR` (a test failed outside its checks: the "
+             "error is in the row's log); `n/c` (not claimed: the reason is in the row's "
              "claims below); `none` (no example ran); `—` (the row did not run). `(0.97)`: the worst |error| / bound "
              "of a passing closeness check.", "",
              "## Release × operation", "", "| row | outcome | " + " | ".join(ops) + " |",
@@ -237,9 +251,9 @@ def heat_map(meta, rows, path: Path) -> str:
         return f"no picture: matplotlib is not installed here (pip install matplotlib; then --render {path.parent}"\
                "/matrix.json)"
     cols = columns(rows)
-    colours = ["#ffffff", "#4caf50", "#e53935", "#bdbdbd", "#fff59d", "#424242"]  # none, verdicts..., cannot run
-    index = {None: 0, "PASS": 1, "FAIL": 2, "NOT CLAIMED": 3, "NO EXAMPLES": 4}
-    grid = [[5 if r.status != "ran" else index[((r.cells or {}).get(c) or {}).get("verdict")] for c in cols]
+    colours = ["#ffffff", "#4caf50", "#e53935", "#ff9800", "#bdbdbd", "#fff59d", "#424242"]  # none, verdicts, cannot run
+    index = {None: 0, "PASS": 1, "FAIL": 2, "ERROR": 3, "NOT CLAIMED": 4, "NO EXAMPLES": 5}
+    grid = [[6 if r.status != "ran" else index[((r.cells or {}).get(c) or {}).get("verdict")] for c in cols]
             for r in rows]
     fig, ax = plt.subplots(figsize=(max(8, 0.16 * len(cols) + 3), 0.3 * len(rows) + 3.2))
     ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1, aspect="auto",
@@ -251,7 +265,7 @@ def heat_map(meta, rows, path: Path) -> str:
     ax.set_yticks([i - 0.5 for i in range(len(rows) + 1)], minor=True)
     ax.grid(which="minor", color="white", linewidth=0.5)
     ax.tick_params(which="minor", length=0)
-    labels = ["pass", "FAIL", "not claimed", "no examples", "cannot run"]
+    labels = ["pass", "FAIL", "ERROR (outside the checks)", "not claimed", "no examples", "cannot run"]
     ax.legend(handles=[Patch(color=c, label=t) for c, t in zip(colours[1:], labels, strict=True)], fontsize=6,
               loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(f"{meta['title']}\n{meta['machine']}", fontsize=8)
@@ -329,5 +343,6 @@ def main(argv=None) -> int:
         print(f"{r.label:<{width}}  " + "  ".join(f"{summary(r, op)[:22]:<22}" for op in ops))
     for line in write(meta, rows, out):
         print(line)
-    failed = (r.status != "ran" or r.stopped or any(c["verdict"] == "FAIL" for c in r.cells.values()) for r in rows)
+    failed = (r.status != "ran" or r.stopped or any(c["verdict"] in ("FAIL", "ERROR") for c in r.cells.values())
+              for r in rows)
     return int(any(failed))

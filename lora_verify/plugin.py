@@ -107,6 +107,27 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device")
 
 
+def _checked(item) -> tuple:
+    """The (op, layout, property) a property test checks, from its parameters (known before it runs)."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    op, prop, layout = params.get("op"), params.get("prop_name"), params.get("layout")
+    return ((op.name, layout, prop),) if hasattr(op, "name") and prop and layout else ()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that fails outside its checks gives its properties an ERROR (lora_verify.report)."""
+    report = (yield).get_result()
+    tally = item.config._lora_tally
+    if report.when == "setup":
+        tally.begin_test(_checked(item))
+    if report.failed and report.when in ("setup", "call"):
+        line = str(call.excinfo.value).strip().splitlines()[0][:200] if call.excinfo else report.outcome
+        tally.end_test(True, f"ERROR in {item.name} ({report.when}): {line}")
+    elif report.when == "teardown":
+        tally.end_test(False, "")
+
+
 def _cost(item) -> int:
     """A property test's kernel calls per example, weighted by its operation's cost; 0 for other tests."""
     from lora_verify.properties import PROPERTIES_BY_NAME

@@ -3,7 +3,9 @@
 Checks of a generated batch run inside ``Tally.check(op, layout, prop)``: an exception inside (a failed
 assertion, or an error the kernel raised) counts as a failure; ``ratio`` is the worst ``|error| / bound``
 seen (NaN and inf shown as such: a NaN error is never "0"). A property the implementation does not claim
-is recorded with ``not_claimed`` and shown as NOT CLAIMED with the reason: never as a pass. Workers'
+is recorded with ``not_claimed`` and shown as NOT CLAIMED with the reason: never as a pass. A test that fails
+outside its checks (out of memory while building a batch, a fixture's error) gives the properties it was
+checking an ERROR, with the test and its error: their passing examples are no verdict. Workers'
 tallies merge through ``dump``/``merge``; the pytest plugin prints the table and writes it as JSON.
 """
 
@@ -25,7 +27,7 @@ def worse(a, b):
 
 
 def _row():
-    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": "", "faults": []}
+    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": "", "faults": [], "errors": []}
 
 
 class Tally:
@@ -40,7 +42,23 @@ class Tally:
         self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._written = 0.0
 
+    def begin_test(self, keys=()):
+        """A test starts; ``keys`` are the (op, layout, property) it checks, where known before it runs."""
+        self._test = {"touched": set(keys), "failed": False}
+
+    def end_test(self, failed: bool, note: str):
+        """The test ended; if it ``failed`` with no check failing, its properties get the error ``note``."""
+        test, self._test = getattr(self, "_test", None), None
+        if not failed or test is None or test["failed"]:
+            return
+        for key in test["touched"]:
+            self.rows[key]["errors"].append(note)
+
     def record(self, op: str, layout: str, prop: str, ok: bool, ratio=None):
+        test = getattr(self, "_test", None)
+        if test is not None:
+            test["touched"].add((op, layout, prop))
+            test["failed"] |= not ok
         row = self.rows[(op, layout, prop)]
         row["examples"] += 1
         row["failures"] += int(not ok)
@@ -97,6 +115,7 @@ class Tally:
             mine["worst"] = worse(mine["worst"], row["worst"])
             mine["not_claimed"] = mine["not_claimed"] or row["not_claimed"]
             mine["faults"] += [f for f in row.get("faults", ()) if f not in mine["faults"]]
+            mine["errors"] += [e for e in row.get("errors", ()) if e not in mine["errors"]]
         self.devices.update(data["devices"])
         for key, n in data.get("regimes", {}).items():
             self.regimes[key] += n
@@ -116,6 +135,8 @@ def verdict(row) -> str:
         return "NOT CLAIMED"
     if row["failures"]:
         return "FAIL"
+    if row.get("errors"):
+        return "ERROR"
     return "PASS" if row["examples"] else "NO EXAMPLES"
 
 
@@ -147,5 +168,5 @@ def format_table(rows, header=()):
             f"{r['operation']:<20} {r['layout']:<9} {r['property']:<24} {r['examples']:>8} {r['failures']:>6} "
             f"{worst:>15}  {verdict_}"
         )
-        lines += [f"    {note}" for note in r.get("faults", ())]
+        lines += [f"    {note}" for note in (*r.get("faults", ()), *r.get("errors", ()))]
     return lines

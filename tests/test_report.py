@@ -47,3 +47,43 @@ def test_not_claimed_is_neither_pass_nor_fail():
     [row] = verdict_rows(tally)
     assert row["verdict"] == "NOT CLAIMED"
     assert "NOT CLAIMED (released before the sorted grid)" in format_table([row])[-1]
+
+
+def test_a_test_failing_outside_its_checks_is_an_error_not_a_pass():
+    tally = Tally()
+    tally.begin_test()
+    with tally.check("op", "sorted", "deterministic"):
+        pass
+    tally.end_test(True, "ERROR in test_x (call): CUDA out of memory")  # e.g. while building the next batch
+    tally.begin_test([("op", "unsorted", "deterministic")])  # failed at setup: no check ran
+    tally.end_test(True, "ERROR in test_y (setup): CUDA out of memory")
+    tally.begin_test()
+    with pytest.raises(AssertionError), tally.check("op", "sorted", "batch-invariant"):
+        raise AssertionError("differs")
+    tally.end_test(True, "the check's own failure")  # explained by a failed check: no error on top
+    merged = Tally()
+    merged.merge(tally.dump())
+    verdicts = {(r["layout"], r["property"]): r for r in verdict_rows(merged)}
+    assert verdicts[("sorted", "deterministic")]["verdict"] == "ERROR"
+    assert verdicts[("unsorted", "deterministic")]["verdict"] == "ERROR"
+    assert verdicts[("sorted", "batch-invariant")]["verdict"] == "FAIL"
+    assert verdicts[("sorted", "batch-invariant")]["errors"] == []
+    assert any("CUDA out of memory" in line for line in format_table(verdict_rows(merged)))
+
+
+def test_an_interrupted_controller_merges_its_workers_progress(tmp_path):
+    from types import SimpleNamespace
+
+    from lora_verify.plugin import _merge_unreported
+
+    worker = Tally()
+    with worker.check("op", "sorted", "deterministic"):
+        pass
+    prefix = tmp_path / "tally"
+    (tmp_path / "tally.gw0").write_text(worker.dump())
+    (tmp_path / "tally.gw1").write_text(worker.dump())
+    (tmp_path / "tally.gw1-died").write_text(worker.dump())  # a dead worker's, merged when it died
+    config = SimpleNamespace(_lora_progress=str(prefix), _lora_merged={"gw1"}, _lora_tally=Tally())
+    _merge_unreported(config)
+    assert config._lora_tally.rows[("op", "sorted", "deterministic")]["examples"] == 1  # gw0 only
+    assert config._lora_merged == {"gw0", "gw1"}
