@@ -251,7 +251,7 @@ def heat_map(meta, rows, path: Path) -> str:
         return f"no picture: matplotlib is not installed here (pip install matplotlib; then --render {path.parent}"\
                "/matrix.json)"
     cols = columns(rows)
-    colours = ["#ffffff", "#4caf50", "#e53935", "#ff9800", "#bdbdbd", "#fff59d", "#424242"]  # none, verdicts, cannot run
+    colours = ["#ffffff", "#4caf50", "#e53935", "#ff9800", "#bdbdbd", "#fff59d", "#424242"]  # none, verdicts, no run
     index = {None: 0, "PASS": 1, "FAIL": 2, "ERROR": 3, "NOT CLAIMED": 4, "NO EXAMPLES": 5}
     grid = [[6 if r.status != "ran" else index[((r.cells or {}).get(c) or {}).get("verdict")] for c in cols]
             for r in rows]
