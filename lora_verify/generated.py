@@ -189,6 +189,24 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "base's masked lanes read 1.0 instead of 0.0: they are the lanes off the row or column mask, and the store "
         "of their result uses the same mask (out_mask): nothing of them is written"
     ),
+    "routing._segments.L30.other.0": (
+        "a segment's start on the lanes past the sentinel (idx > num_segments) reads 1 instead of 0: its only uses are "
+        "`rows`, which tl.where sets to 0 on those lanes, and _write_segment's start of its own segment s <= "
+        "num_segments, a lane the mask keeps"
+    ),
+    "routing._segments.L31.other.0": (
+        "a segment's end on the lanes not real (idx >= num_segments) reads 1 instead of 0: tl.where(real, ..., "
+        "num_tokens) replaces every such lane by num_tokens"
+    ),
+    "routing._segments.L33.other.0": (
+        "a segment's slot on the lanes not real reads 1 instead of 0: tl.where(real, ..., num_slots) replaces every "
+        "such lane by num_slots"
+    ),
+    "routing.route.L173.arith.0": (
+        "SEG_BLOCK from num_segments - 1 instead of + 1: it is only the width of the blocks in which every program "
+        "walks the segments (for first in range(0, num_segments + 1, SEG_BLOCK)), at least 1 by max(1, ...) and a "
+        "power of two either way; a narrower block takes more steps over the same segments, with the same sums"
+    ),
     "shrink._shrink_rows.L59.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past K they meet x lanes masked to 0.0 (the same k mask), adding"
         " 0 * 1; past the slot's columns they only feed accumulator columns whose store is masked (n_mask)"

@@ -41,6 +41,7 @@ class Tally:
         self.regimes = defaultdict(int)  # lora_verify.regimes key -> checked examples whose launches took it
         self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._written = 0.0
+        self._test = None  # the test running now (begin_test): the properties it touched, whether a check failed
 
     def begin_test(self, keys=()):
         """A test starts; ``keys`` are the (op, layout, property) it checks, where known before it runs."""
@@ -48,17 +49,16 @@ class Tally:
 
     def end_test(self, failed: bool, note: str):
         """The test ended; if it ``failed`` with no check failing, its properties get the error ``note``."""
-        test, self._test = getattr(self, "_test", None), None
+        test, self._test = self._test, None
         if not failed or test is None or test["failed"]:
             return
         for key in test["touched"]:
             self.rows[key]["errors"].append(note)
 
     def record(self, op: str, layout: str, prop: str, ok: bool, ratio=None):
-        test = getattr(self, "_test", None)
-        if test is not None:
-            test["touched"].add((op, layout, prop))
-            test["failed"] |= not ok
+        if self._test is not None:
+            self._test["touched"].add((op, layout, prop))
+            self._test["failed"] |= not ok
         row = self.rows[(op, layout, prop)]
         row["examples"] += 1
         row["failures"] += int(not ok)
