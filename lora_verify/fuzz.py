@@ -63,7 +63,8 @@ def _clock(seconds):
 
 
 def _failing(tally):
-    return sum(1 for row in tally.rows.values() if row["failures"])
+    """Properties with a failed check, or with a test that failed outside its checks (an ERROR)."""
+    return sum(1 for row in tally.rows.values() if row["failures"] or row.get("errors"))
 
 
 def main(argv=None):

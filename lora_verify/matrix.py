@@ -30,7 +30,6 @@ from lora_verify.ops import OPS
 from lora_verify.report import format_ratio
 
 SGLANG = "lora_verify.adapters.sglang"
-VERDICTS = ("PASS", "FAIL", "ERROR", "NOT CLAIMED", "NO EXAMPLES")
 NOT_OURS = "not test_routing_invariants and not test_buffers_follow_batches"  # impl's routing, whatever the row
 GRACE_S = 60  # a row stopped at its --timeout may take this long to write what it found
 SHORT = {"PASS": "pass", "FAIL": "FAIL", "ERROR": "ERROR", "NOT CLAIMED": "n/c", "NO EXAMPLES": "none", None: ""}
@@ -205,6 +204,7 @@ def summary(row, op_name) -> str:
 
 
 def outcome(row) -> str:
+    """The row's outcome column: ran (with pytest's counts; stopped at its limit, if so), or why it did not."""
     if row.status != "ran":
         return row.status
     tests = f": {row.tests}" if row.tests else ""
