@@ -44,6 +44,12 @@
 # x2d (~7 min, 2 GPUs): what x2a-x2c left: the matrix rows stopped there (0.5.11, 0.5.22 first, then 0.5.16, 0.5.23;
 #                  12 workers a row, 200 s each); csgmv's graph replay tests again (its adapter's translation kept
 #                  alive: lora_verify.adapters.batch.Kept); our shrink's sorted == unsorted, the test x2a stopped.
+# x2e, x2f (~9.5 min each, 2 GPUs; what issues 20-21 still need, for a later session, in two calls made back to
+#                  back so that the second finds the first's Triton cache): x2e: GPU 0 our whole suite at the gpu
+#                  profile into a cold cache (.out/triton-cache: kept while the machine is held), timed, stopped at 550 s; GPU 1 every generated
+#                  mutant compiled, memcheck for strays. x2f: GPU 0 the same suite on that cache, now warm (the
+#                  5 minutes with a warm compile cache step); GPU 1 a steady fuzz box, then the planted faults over
+#                  shrink's and expand's tests.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -238,7 +244,7 @@ matrix)
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
   ;;
-x2a|x2b|x2c|x2d)
+x2a|x2b|x2c|x2d|x2e|x2f)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
     local g=$1 c=$2 each=$3 name start left; shift 3
@@ -290,6 +296,26 @@ x2a|x2b|x2c|x2d)
        -p no:cacheprovider -v lora_verify/suite/test_properties.py -k "sgemm_lora_a_fwd and both" \
        --verdicts-json "$res/ours-shrink-layouts.json" >"$res/ours-shrink-layouts.log" 2>&1
      say "ours, shrink sorted == unsorted, gpu profile: exit $? after $((SECONDS - start)) s $(tail -1 "$res/ours-shrink-layouts.log")") &
+    wait ;;
+  x2e|x2f)
+    (export TRITON_CACHE_DIR=$PWD/.out/triton-cache; [ "$phase" = x2f ] || rm -rf "$TRITON_CACHE_DIR"; start=$SECONDS
+     LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" $stop 550 scripts/gpu_suite.sh "$res/suite" "$n" >"$res/gpu_suite.log" 2>&1
+     say "our suite, gpu profile ($([ "$phase" = x2e ] && echo cold || echo warm) cache): exit $? after $((SECONDS - start)) s; $(cat "$res/suite/time.txt" 2>/dev/null)"
+     grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt") &
+    if [ "$phase" = x2e ]; then
+      (on 1 "$second" timeout -s INT -k 20 540 python3 -m lora_verify mutants --generated -j "$n" --compiled --memcheck \
+         --parallel-sanity --budget 420 --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" \
+         >"$res/mutants_gpu.log" 2>&1; say "generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")"
+       python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
+         >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt") &
+    else
+      (WARMUP_MIN=1.0 BOX_MIN=2.0 RUNS="n_workers n_workers_bundle" on 1 "$second" timeout 330 \
+         scripts/fuzz_throughput.sh "$res/fuzz" "$n" 8 >"$res/fuzz_throughput.log" 2>&1
+       say "fuzz_throughput (steady boxes of 2 min): exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
+       on 1 "$second" timeout $((550 - SECONDS)) scripts/fuzz_faults.sh "$res/faults" 0.7 4 20 \
+         -k "sgemm_lora_a or sgemm_lora_b" >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"
+       cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
+    fi
     wait ;;
   esac
   ;;
