@@ -45,11 +45,11 @@
 #                  12 workers a row, 200 s each); csgmv's graph replay tests again (its adapter's translation kept
 #                  alive: lora_verify.adapters.batch.Kept); our shrink's sorted == unsorted, the test x2a stopped.
 # x2e, x2f (~9.5 min each, 2 GPUs; what issues 20-21 still need, for a later session, in two calls made back to
-#                  back so that the second finds the first's Triton cache): x2e: GPU 0 our whole suite at the gpu
-#                  profile into a cold cache (.out/triton-cache: kept while the machine is held), timed, stopped at 550 s; GPU 1 every generated
-#                  mutant compiled, memcheck for strays. x2f: GPU 0 the same suite on that cache, now warm (the
-#                  5 minutes with a warm compile cache step); GPU 1 a steady fuzz box, then the planted faults over
-#                  shrink's and expand's tests.
+#                  back so that the second finds the first's Triton cache in .out/triton-cache, kept while the
+#                  machine is held): x2e: GPU 0 our whole suite at the gpu profile into a cold cache, timed,
+#                  stopped at 550 s; GPU 1 every generated mutant compiled, memcheck for strays. x2f: GPU 0 the
+#                  same suite on that cache, now warm (the 5 minutes with a warm compile cache step); GPU 1 a
+#                  steady fuzz box, then the planted faults over shrink's and expand's tests.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
