@@ -32,7 +32,8 @@ from lora_verify.report import format_ratio
 SGLANG = "lora_verify.adapters.sglang"
 NOT_OURS = "not test_routing_invariants and not test_buffers_follow_batches"  # impl's routing, whatever the row
 GRACE_S = 60  # a row stopped at its --timeout may take this long to write what it found
-SHORT = {"PASS": "pass", "FAIL": "FAIL", "ERROR": "ERROR", "NOT CLAIMED": "n/c", "NO EXAMPLES": "none", None: ""}
+SHORT = {"PASS": "pass", "FAIL": "FAIL", "ERROR": "ERROR", "INCOMPLETE": "incomplete", "NOT CLAIMED": "n/c",
+         "NO EXAMPLES": "none", None: ""}
 
 
 @dataclass
@@ -195,8 +196,8 @@ def summary(row, op_name) -> str:
         return "—"
     cells = {k: c for k, c in row.cells.items() if k.split("|")[0] == op_name}
     named = {v: sorted(f"{k.split('|')[2]} ({k.split('|')[1]})" for k, c in cells.items() if c["verdict"] == v)
-             for v in ("FAIL", "ERROR")}
-    if named["FAIL"] or named["ERROR"]:
+             for v in ("FAIL", "ERROR", "INCOMPLETE")}
+    if any(named.values()):
         return "; ".join(f"{v}: " + ", ".join(names) for v, names in named.items() if names)
     passed = sum(c["verdict"] == "PASS" for c in cells.values())
     unclaimed = sum(c["verdict"] == "NOT CLAIMED" for c in cells.values())
@@ -217,7 +218,8 @@ def markdown(meta, rows) -> str:
     ops = [op.name for op in OPS]
     lines = [f"# {meta['title']}", "", f"Made by `{meta['command']}` ({meta['when']}; {meta['machine']}).", "",
              "Cells: `pass`; `FAIL f/n` (f of n examples failed); `ERROR` (a test failed outside its checks: the "
-             "error is in the row's log); `n/c` (not claimed: the reason is in the row's "
+             "error is in the row's log); `incomplete` (the row was stopped inside a test of this property: "
+             "its examples passed); `n/c` (not claimed: the reason is in the row's "
              "claims below); `none` (no example ran); `—` (the row did not run). `(0.97)`: the worst |error| / bound "
              "of a passing closeness check.", "",
              "## Release × operation", "", "| row | outcome | " + " | ".join(ops) + " |",
@@ -251,9 +253,9 @@ def heat_map(meta, rows, path: Path) -> str:
         return f"no picture: matplotlib is not installed here (pip install matplotlib; then --render {path.parent}"\
                "/matrix.json)"
     cols = columns(rows)
-    colours = ["#ffffff", "#4caf50", "#e53935", "#ff9800", "#bdbdbd", "#fff59d", "#424242"]  # none, verdicts, no run
-    index = {None: 0, "PASS": 1, "FAIL": 2, "ERROR": 3, "NOT CLAIMED": 4, "NO EXAMPLES": 5}
-    grid = [[6 if r.status != "ran" else index[((r.cells or {}).get(c) or {}).get("verdict")] for c in cols]
+    colours = ["#ffffff", "#4caf50", "#e53935", "#ff9800", "#90caf9", "#bdbdbd", "#fff59d", "#424242"]  # ..., no run
+    index = {None: 0, "PASS": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE": 4, "NOT CLAIMED": 5, "NO EXAMPLES": 6}
+    grid = [[7 if r.status != "ran" else index[((r.cells or {}).get(c) or {}).get("verdict")] for c in cols]
             for r in rows]
     fig, ax = plt.subplots(figsize=(max(8, 0.16 * len(cols) + 3), 0.3 * len(rows) + 3.2))
     ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1, aspect="auto",
@@ -265,7 +267,8 @@ def heat_map(meta, rows, path: Path) -> str:
     ax.set_yticks([i - 0.5 for i in range(len(rows) + 1)], minor=True)
     ax.grid(which="minor", color="white", linewidth=0.5)
     ax.tick_params(which="minor", length=0)
-    labels = ["pass", "FAIL", "ERROR (outside the checks)", "not claimed", "no examples", "cannot run"]
+    labels = ["pass", "FAIL", "ERROR (outside the checks)", "incomplete (stopped)", "not claimed", "no examples",
+              "cannot run"]
     ax.legend(handles=[Patch(color=c, label=t) for c, t in zip(colours[1:], labels, strict=True)], fontsize=6,
               loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(f"{meta['title']}\n{meta['machine']}", fontsize=8)

@@ -257,8 +257,8 @@ def pytest_testnodedown(node, error):
             Path(f"{prefix}.{worker}-died").write_text(recovered.dump())  # for lora-verify fuzz, which reads the files
 
 
-INTERRUPTED = ("INTERRUPTED: the counts include the examples of tests that did not end; a PASS is a verdict on "
-               "those examples only")
+INTERRUPTED = ("INTERRUPTED: a property whose test had not ended is INCOMPLETE (unless it failed); the counts are of "
+               "the examples that ran")
 
 
 def _merge_unreported(config):

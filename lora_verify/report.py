@@ -5,7 +5,9 @@ assertion, or an error the kernel raised) counts as a failure; ``ratio`` is the 
 seen (NaN and inf shown as such: a NaN error is never "0"). A property the implementation does not claim
 is recorded with ``not_claimed`` and shown as NOT CLAIMED with the reason: never as a pass. A test that fails
 outside its checks (out of memory while building a batch, a fixture's error) gives the properties it was
-checking an ERROR, with the test and its error: their passing examples are no verdict. Workers'
+checking an ERROR, with the test and its error: their passing examples are no verdict. A property whose
+test had not ended when the run stopped (SIGINT, a worker lost) is INCOMPLETE unless it failed: its passes
+are of the examples that ran. Workers'
 tallies merge through ``dump``/``merge``; the pytest plugin prints the table and writes it as JSON.
 """
 
@@ -42,6 +44,7 @@ class Tally:
         self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._written = 0.0
         self._test = None  # the test running now (begin_test): the properties it touched, whether a check failed
+        self.unfinished = set()  # (op, layout, property) of tests stopped before their end (merged dumps)
 
     def begin_test(self, keys=()):
         """A test starts; ``keys`` are the (op, layout, property) it checks, where known before it runs."""
@@ -121,12 +124,17 @@ class Tally:
             self.regimes[key] += n
         self.regime_checks.update(data.get("regime_checks", ()))
         self.header = self.header or data.get("header", [])
+        self.unfinished.update(tuple(k) for k in data.get("unfinished", ()))
 
     def dump(self) -> str:
+        """This tally as JSON; a test still running (a progress file, a stopped worker's last) leaves its
+        properties ``unfinished``."""
         rows = [[list(k), v] for k, v in self.rows.items()]
+        unfinished = self.unfinished | (self._test["touched"] if self._test else set())
         return json.dumps({
             "rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header,
             "regimes": self.regimes, "regime_checks": sorted(self.regime_checks), **self.extra,
+            "unfinished": sorted(list(k) for k in unfinished),
         })
 
 
@@ -137,14 +145,18 @@ def verdict(row) -> str:
         return "FAIL"
     if row.get("errors"):
         return "ERROR"
+    if row.get("unfinished") and row["examples"]:
+        return "INCOMPLETE"
     return "PASS" if row["examples"] else "NO EXAMPLES"
 
 
 def verdict_rows(tally):
     """The table as dicts, sorted by operation, layout, property."""
     return [
-        {"operation": op, "layout": layout, "property": prop, **row, "verdict": verdict(row)}
-        for (op, layout, prop), row in sorted(tally.rows.items())
+        {"operation": op, "layout": layout, "property": prop, **row, "unfinished": key in tally.unfinished,
+         "verdict": verdict({**row, "unfinished": key in tally.unfinished})}
+        for key, row in sorted(tally.rows.items())
+        for op, layout, prop in (key,)
     ]
 
 

@@ -87,3 +87,24 @@ def test_an_interrupted_controller_merges_its_workers_progress(tmp_path):
     _merge_unreported(config)
     assert config._lora_tally.rows[("op", "sorted", "deterministic")]["examples"] == 1  # gw0 only
     assert config._lora_merged == {"gw0", "gw1"}
+
+
+def test_a_test_stopped_before_its_end_leaves_its_properties_incomplete():
+    worker = Tally()
+    worker.begin_test()
+    with worker.check("op", "sorted", "deterministic"):
+        pass
+    stopped = worker.dump()  # a progress file, or a worker's tally when SIGINT stops it inside the test
+    worker.end_test(False, "")
+    ended = worker.dump()
+    for dumped, expected in ((stopped, "INCOMPLETE"), (ended, "PASS")):
+        controller = Tally()
+        controller.merge(dumped)
+        assert [r["verdict"] for r in verdict_rows(controller)] == [expected]
+    failed = Tally()
+    failed.begin_test()
+    with pytest.raises(AssertionError), failed.check("op", "sorted", "deterministic"):
+        raise AssertionError("differs")
+    controller = Tally()
+    controller.merge(failed.dump())
+    assert [r["verdict"] for r in verdict_rows(controller)] == ["FAIL"]  # a failure stands, ended or not
