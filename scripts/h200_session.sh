@@ -33,6 +33,7 @@
 #                  benchmarks/results/): GPU 0: the branch's one-launch routing against this tree's, timed side
 #                  by side and compared bit for bit on every batch of the full grid (benchmarks/compare.py
 #                  --routing); GPUs 1-3: the branch's whole suite compiled, ci profile (what merging it needs).
+#                  Not run: the branch was merged after x2a timed it against .carry/main_tree instead.
 # x2a, x2b, x2c (~9.5 min each, 2 GPUs, 32 cores: the machine lent when the 4-GPU one is not; each GPU with its
 #                  half of the cores, as one H200 machine): x2a: GPU 0 our whole suite at the gpu profile, timed
 #                  (issue 21's 5 minutes on one H200), then this tree's routing against .carry/main_tree's (the
