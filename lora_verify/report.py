@@ -29,7 +29,8 @@ def worse(a, b):
 
 
 def _row():
-    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": "", "faults": [], "errors": []}
+    return {"examples": 0, "failures": 0, "worst": None, "not_claimed": "", "faults": [], "errors": [],
+            "unfinished": False}
 
 
 class Tally:
@@ -44,7 +45,6 @@ class Tally:
         self.regime_checks = set()  # "test: op, layout, property" of the checks that counted regimes
         self._written = 0.0
         self._test = None  # the test running now (begin_test): the properties it touched, whether a check failed
-        self.unfinished = set()  # (op, layout, property) of tests stopped before their end (merged dumps)
 
     def begin_test(self, keys=()):
         """A test starts; ``keys`` are the (op, layout, property) it checks, where known before it runs."""
@@ -119,22 +119,21 @@ class Tally:
             mine["not_claimed"] = mine["not_claimed"] or row["not_claimed"]
             mine["faults"] += [f for f in row.get("faults", ()) if f not in mine["faults"]]
             mine["errors"] += [e for e in row.get("errors", ()) if e not in mine["errors"]]
+            mine["unfinished"] = mine["unfinished"] or row.get("unfinished", False)
         self.devices.update(data["devices"])
         for key, n in data.get("regimes", {}).items():
             self.regimes[key] += n
         self.regime_checks.update(data.get("regime_checks", ()))
         self.header = self.header or data.get("header", [])
-        self.unfinished.update(tuple(k) for k in data.get("unfinished", ()))
 
     def dump(self) -> str:
         """This tally as JSON; a test still running (a progress file, a stopped worker's last) leaves its
         properties ``unfinished``."""
-        rows = [[list(k), v] for k, v in self.rows.items()]
-        unfinished = self.unfinished | (self._test["touched"] if self._test else set())
+        running = self._test["touched"] if self._test else set()
+        rows = [[list(k), {**v, "unfinished": v["unfinished"] or k in running}] for k, v in self.rows.items()]
         return json.dumps({
             "rows": rows, "devices": self.devices, "batches": self.batches, "header": self.header,
             "regimes": self.regimes, "regime_checks": sorted(self.regime_checks), **self.extra,
-            "unfinished": sorted(list(k) for k in unfinished),
         })
 
 
@@ -153,10 +152,8 @@ def verdict(row) -> str:
 def verdict_rows(tally):
     """The table as dicts, sorted by operation, layout, property."""
     return [
-        {"operation": op, "layout": layout, "property": prop, **row, "unfinished": key in tally.unfinished,
-         "verdict": verdict({**row, "unfinished": key in tally.unfinished})}
-        for key, row in sorted(tally.rows.items())
-        for op, layout, prop in (key,)
+        {"operation": op, "layout": layout, "property": prop, **row, "verdict": verdict(row)}
+        for (op, layout, prop), row in sorted(tally.rows.items())
     ]
 
 
