@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from lora_verify import backend, compiles, faults, profiles, stamp
+from lora_verify import backend, compiles, durations, faults, profiles, stamp
 from lora_verify.report import Tally, format_table, verdict_rows
 
 _KEY = "lora_verdicts"
@@ -96,6 +96,11 @@ def pytest_configure(config):
         tally.progress = None
     config._lora_progress = prefix
     compiles.install()
+    if worker is None:  # read once and handed to the workers, which must all collect the same order
+        config._lora_durations = durations.load(config.rootpath, _run_kind(config))
+        config.pluginmanager.register(durations.Recorder(config.rootpath, _run_kind(config)), "lora_durations")
+    else:
+        config._lora_durations = worker.get("lora_durations", {})
     tally.extra = {} if controller else compiles.STATS  # a controller sums its workers' (pytest_testnodedown)
     name = os.environ.get("PYTEST_XDIST_WORKER", "main")
     faults.configure(prefix and f"{prefix}-inflight.{name}", worker is not None, tally)
@@ -145,13 +150,22 @@ def pytest_collection_modifyitems(config, items):
         if "gpu" in item.keywords and not backend.has_cuda():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device; none on this machine"))
     # the longest tests first: xdist's workers then run out of work at about the same time (with
-    # --maxschedchunk 1, as tox's cpu env runs, each takes one test at a time)
-    items.sort(key=lambda item: -_cost(item))
+    # --maxschedchunk 1, as tox's cpu env runs, each takes one test at a time); the last run's durations
+    # decide where there are any, else the estimate
+    items.sort(key=durations.order_key(config._lora_durations, _cost))
+
+
+def _run_kind(config) -> str:
+    """What durations are comparable across: the backend, the hypothesis profile and the module under test."""
+    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+    chosen = config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    return f"{'interpreter' if interpreting else 'compiled'}, {chosen} profile, {config.getoption('--impl')}"
 
 
 @pytest.hookimpl(optionalhook=True)  # xdist, controller: what each worker (first or replacement) is told
 def pytest_configure_node(node):
     node.workerinput["lora_progress"] = node.config._lora_progress
+    node.workerinput["lora_durations"] = node.config._lora_durations
 
 
 def _whole_suite(config) -> bool:

@@ -45,12 +45,14 @@
 # x2d (~7 min, 2 GPUs): what x2a-x2c left: the matrix rows stopped there (0.5.11, 0.5.22 first, then 0.5.16, 0.5.23;
 #                  12 workers a row, 200 s each); csgmv's graph replay tests again (its adapter's translation kept
 #                  alive: lora_verify.adapters.batch.Kept); our shrink's sorted == unsorted, the test x2a stopped.
-# x2e, x2f (~9.5 min each, 2 GPUs; what issues 20-21 still need, for a later session, in two calls made back to
-#                  back so that the second finds the first's Triton cache in .out/triton-cache, kept while the
-#                  machine is held): x2e: GPU 0 our whole suite at the gpu profile into a cold cache, timed,
-#                  stopped at 550 s; GPU 1 every generated mutant compiled, memcheck for strays. x2f: GPU 0 the
-#                  same suite on that cache, now warm (the 5 minutes with a warm compile cache step); GPU 1 a
-#                  steady fuzz box, then the planted faults over shrink's and expand's tests.
+# x2e, x2f, x2g (~9.5 min each, 2 GPUs; what issues 20-21 still need, in three calls made back to back so that
+#                  each finds the last one's .out/ (Triton cache, test durations, mutant verdicts), kept while the
+#                  machine is held): x2e: GPU 0 our whole suite at the gpu profile into a cold cache and no
+#                  durations, timed, stopped at 540 s; GPU 1 the generated mutants compiled (expected survivors
+#                  first), memcheck for strays, 380 s of starts. x2f: GPU 0 the same suite on the warm cache,
+#                  longest tests first from x2e's durations (the 5 minutes of issue 21); GPU 1 fuzzing throughput,
+#                  boxes of 1.5 minutes (one worker; N with bundles; N with the loop reference). x2g: the generated
+#                  mutants x2e did not end, both GPUs; the planted faults fuzzed over shrink's tests.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -245,7 +247,7 @@ matrix)
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
   ;;
-x2a|x2b|x2c|x2d|x2e|x2f)
+x2a|x2b|x2c|x2d|x2e|x2f|x2g)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
     local g=$1 c=$2 each=$3 name start left; shift 3
@@ -299,24 +301,36 @@ x2a|x2b|x2c|x2d|x2e|x2f)
      say "ours, shrink sorted == unsorted, gpu profile: exit $? after $((SECONDS - start)) s $(tail -1 "$res/ours-shrink-layouts.log")") &
     wait ;;
   x2e|x2f)
-    (export TRITON_CACHE_DIR=$PWD/.out/triton-cache; [ "$phase" = x2f ] || rm -rf "$TRITON_CACHE_DIR"; start=$SECONDS
-     LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" $stop 550 scripts/gpu_suite.sh "$res/suite" "$n" >"$res/gpu_suite.log" 2>&1
-     say "our suite, gpu profile ($([ "$phase" = x2e ] && echo cold || echo warm) cache): exit $? after $((SECONDS - start)) s; $(cat "$res/suite/time.txt" 2>/dev/null)"
-     grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt") &
+    (export TRITON_CACHE_DIR=$PWD/.out/triton-cache; [ "$phase" = x2f ] || rm -rf "$TRITON_CACHE_DIR" .out/durations.json
+     start=$SECONDS
+     LORA_SGLANG=$LORA_SGLANG_PEERS on 0 "$first" $stop 540 scripts/gpu_suite.sh "$res/suite" "$n" >"$res/gpu_suite.log" 2>&1
+     say "our suite, gpu profile ($([ "$phase" = x2e ] && echo 'cold cache, no durations' || echo 'warm cache, x2e durations')): exit $? after $((SECONDS - start)) s; $(cat "$res/suite/time.txt" 2>/dev/null)"
+     grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
+     cp .out/durations.json "$res/durations.json") &
     if [ "$phase" = x2e ]; then
-      (on 1 "$second" timeout -s INT -k 20 540 python3 -m lora_verify mutants --generated -j "$n" --compiled --memcheck \
-         --parallel-sanity --budget 420 --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" \
+      (on 1 "$second" timeout -s INT -k 20 545 python3 -m lora_verify mutants --generated -j "$((n - 1))" --compiled \
+         --memcheck --parallel-sanity --budget 380 --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" \
          >"$res/mutants_gpu.log" 2>&1; say "generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")"
-       python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
-         >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt") &
+       cp "$res/mutants_gpu.json" .out/mutants_gpu_x2e.json) &
     else
-      (WARMUP_MIN=1.0 BOX_MIN=2.0 RUNS="n_workers n_workers_bundle" on 1 "$second" timeout 330 \
+      (WARMUP_MIN=1.0 BOX_MIN=1.5 RUNS="one_worker n_workers_bundle loops" on 1 "$second" timeout 545 \
          scripts/fuzz_throughput.sh "$res/fuzz" "$n" 8 >"$res/fuzz_throughput.log" 2>&1
-       say "fuzz_throughput (steady boxes of 2 min): exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt"
-       on 1 "$second" timeout $((550 - SECONDS)) scripts/fuzz_faults.sh "$res/faults" 0.7 4 20 \
-         -k "sgemm_lora_a or sgemm_lora_b" >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults: exit $?"
-       cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
+       say "fuzz_throughput (boxes of 1.5 min after a 1-minute warm-up): exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt") &
     fi
+    wait ;;
+  x2g)  # the generated mutants x2e did not end (its json: .out/ if the machine was kept, else .carry/), both GPUs
+    done_json=.out/mutants_gpu_x2e.json; [ -f "$done_json" ] || done_json=.carry/mutants_gpu_x2e.json
+    python3 -c "import json, sys; from pathlib import Path; from lora_verify import generated
+done = {m['name'] for m in json.load(open(sys.argv[1]))['mutants']}
+print(' '.join(m.name for m in generated.generate(Path('.')) if m.name not in done))" "$done_json" >"$res/rest.txt"
+    say "mutants left after x2e ($done_json): $(wc -w <"$res/rest.txt")"
+    [ -s "$res/rest.txt" ] && (CUDA_VISIBLE_DEVICES=0,1 taskset -c "0-$((cores - 9))" timeout -s INT -k 20 545 python3 -m lora_verify mutants \
+       --generated --only $(cat "$res/rest.txt") -j $((cores - 10)) --compiled --memcheck --parallel-sanity --budget 420 \
+       --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
+     say "generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")") &
+    (TRITON_CACHE_DIR=$PWD/.out/triton-cache on 1 "$((cores - 8))-$((cores - 1))" timeout 545 scripts/fuzz_faults.sh \
+       "$res/faults" 0.75 4 20 -k sgemm_lora_a >"$res/fuzz_faults.log" 2>&1; say "fuzz_faults (shrink's tests): exit $?"
+     cat "$res/fuzz_faults.log" >>"$out/$phase.txt") &
     wait ;;
   esac
   ;;
