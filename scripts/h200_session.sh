@@ -318,14 +318,14 @@ x2a|x2b|x2c|x2d|x2e|x2f|x2g)
        say "fuzz_throughput (boxes of 1.5 min after a 1-minute warm-up): exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt") &
     fi
     wait ;;
-  x2g)  # the generated mutants x2e did not end (its json: .out/ if the machine was kept, else .carry/), both GPUs
-    done_json=.out/mutants_gpu_x2e.json; [ -f "$done_json" ] || done_json=.carry/mutants_gpu_x2e.json
+  x2g)  # the generated mutants not argued equivalent that x2e did not end (x2e's ran the equivalents), both GPUs
     python3 -c "import json, sys; from pathlib import Path; from lora_verify import generated
-done = {m['name'] for m in json.load(open(sys.argv[1]))['mutants']}
-print(' '.join(m.name for m in generated.generate(Path('.')) if m.name not in done))" "$done_json" >"$res/rest.txt"
-    say "mutants left after x2e ($done_json): $(wc -w <"$res/rest.txt")"
+done = {m['name'] for m in json.loads(Path(sys.argv[1]).read_text())['mutants']} if Path(sys.argv[1]).exists() else set()
+print(' '.join(m.name for m in generated.generate(Path('.')) if not m.equivalent and m.name not in done))" \
+      .out/mutants_gpu_x2e.json >"$res/rest.txt"
+    say "mutants left after x2e: $(wc -w <"$res/rest.txt")"
     [ -s "$res/rest.txt" ] && (CUDA_VISIBLE_DEVICES=0,1 taskset -c "0-$((cores - 9))" timeout -s INT -k 20 545 python3 -m lora_verify mutants \
-       --generated --only $(cat "$res/rest.txt") -j $((cores - 10)) --compiled --memcheck --parallel-sanity --budget 420 \
+       --generated --only $(cat "$res/rest.txt") -j $((cores - 10)) --compiled --memcheck --parallel-sanity --budget 430 \
        --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
      say "generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")") &
     (TRITON_CACHE_DIR=$PWD/.out/triton-cache on 1 "$((cores - 8))-$((cores - 1))" timeout 545 scripts/fuzz_faults.sh \
