@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -96,6 +97,11 @@ def pytest_configure(config):
         tally.progress = None
     config._lora_progress = prefix
     compiles.install()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own: nothing else relies on it
+        try:
+            signal.signal(signal.SIGINT, _note_sigint)
+        except ValueError:  # not the main thread: failures after a stop stay errors
+            pass
     if worker is None:  # read once and handed to the workers, which must all collect the same order
         config._lora_durations = durations.load(config.rootpath, _run_kind(config))
         config.pluginmanager.register(durations.Recorder(config.rootpath, _run_kind(config)), "lora_durations")
@@ -128,9 +134,17 @@ def pytest_runtest_makereport(item, call):
         tally.begin_test(_checked(item))
     if report.failed and report.when in ("setup", "call"):
         line = str(call.excinfo.value).strip().splitlines()[0][:200] if call.excinfo else report.outcome
-        tally.end_test(True, f"ERROR in {item.name} ({report.when}): {line}")
+        tally.end_test(True, f"ERROR in {item.name} ({report.when}): {line}", interrupted=bool(_SIGINTS))
     elif report.when == "teardown":
         tally.end_test(False, "")
+
+
+_SIGINTS = []  # when this process got SIGINT (a time limit's stop): a test failing after it failed from the stop
+
+
+def _note_sigint(signum, frame):
+    _SIGINTS.append(time.monotonic())
+    signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as before
 
 
 def _cost(item) -> int:
@@ -243,6 +257,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_unconfigure(config):
+    if signal.getsignal(signal.SIGINT) is _note_sigint:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if getattr(config, "_lora_tmp", None):
         shutil.rmtree(config._lora_tmp, ignore_errors=True)
 

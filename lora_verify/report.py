@@ -50,13 +50,17 @@ class Tally:
         """A test starts; ``keys`` are the (op, layout, property) it checks, where known before it runs."""
         self._test = {"touched": set(keys), "failed": False}
 
-    def end_test(self, failed: bool, note: str):
-        """The test ended; if it ``failed`` with no check failing, its properties get the error ``note``."""
+    def end_test(self, failed: bool, note: str, interrupted: bool = False):
+        """The test ended; if it ``failed`` with no check failing, its properties get the error ``note``, or are
+        left unfinished if the run was ``interrupted`` (a stop that surfaces as another exception is no error)."""
         test, self._test = self._test, None
         if not failed or test is None or test["failed"]:
             return
         for key in test["touched"]:
-            self.rows[key]["errors"].append(note)
+            if interrupted:
+                self.rows[key]["unfinished"] = True
+            else:
+                self.rows[key]["errors"].append(note)
 
     def record(self, op: str, layout: str, prop: str, ok: bool, ratio=None):
         if self._test is not None:
