@@ -324,6 +324,13 @@ def _record(args, catalogue, results, sanity, start) -> dict:
     }
 
 
+def _earlier(path) -> list:
+    """The verdicts a cut run left in ``path`` (the unmutated control's row aside: it runs again if asked)."""
+    if not path or not Path(path).exists():
+        return []
+    return [m for m in json.loads(Path(path).read_text())["mutants"] if m["name"] != UNMUTATED.name]
+
+
 def comparison(cpu: dict, gpu: dict) -> str:
     """The CPU and GPU verdicts of the mutants both runs have, disagreements first, as a markdown table."""
     on_gpu = {m["name"]: m for m in gpu["mutants"]}
@@ -351,6 +358,9 @@ def main(argv=None):
     parser.add_argument("--memcheck", action="store_true", help="with --compiled: strays' survivors under memcheck")
     parser.add_argument("--cpu-json", default=None, help="with --memcheck: a CPU run's --json (MemoryViolation kills)")
     parser.add_argument("--json", default=None, help="each mutant's verdict, rewritten as each one ends")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --json: leave out the mutants that file already holds and keep their verdicts "
+                        "in it (a run cut by a time limit goes on where it stopped)")
     parser.add_argument("--parallel-sanity", action="store_true",
                         help="the unmutated tree runs beside the mutants (a row 'unmutated' that must survive), "
                         "not before them")
@@ -366,6 +376,11 @@ def main(argv=None):
     if args.memcheck and not (args.compiled and shutil.which(MEMCHECK[0])):
         sys.exit(f"--memcheck needs --compiled and {MEMCHECK[0]} on the PATH (a CUDA machine)")
     chosen = chosen_mutants(args)
+    earlier = _earlier(args.json) if args.resume else []
+    if earlier:
+        done = {m["name"] for m in earlier}
+        print(f"{len(done & {m.name for m in chosen})} mutants already in {args.json}: not run again", flush=True)
+        chosen = [m for m in chosen if m.name not in done]
     catalogue = {m.name: m for m in chosen}
     memcheck = out_of_bounds(args.cpu_json) if args.memcheck else None
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -402,7 +417,9 @@ def main(argv=None):
                 results[r.name] = r
                 if args.json:
                     ran = [results[m.name] for m in chosen if m.name in results]
-                    Path(args.json).write_text(json.dumps(_record(args, catalogue, ran, sanity, start), indent=1))
+                    record = _record(args, catalogue, ran, sanity, start)
+                    record["mutants"] = earlier + record["mutants"]
+                    Path(args.json).write_text(json.dumps(record, indent=1))
     results = [results[m.name] for m in chosen if m.name in results]
     killed = sum(r.killed for r in results)
     unexpected = [r.name for r in results if not r.killed and not catalogue[r.name].equivalent]

@@ -12,7 +12,8 @@
 # Each prints (OUTDIR/NAME.log, .json) its rate over the whole run and while its workers ran (start-up left
 # out), the compiles it still met, and the verdicts. Steady state: the "while the workers ran" rate.
 # WARMUP_MIN, BOX_MIN (minutes: 1.0, 0.6) and RUNS (default "one_worker n_workers n_workers_bundle loops")
-# shorten it to fit a call.
+# shorten it to fit a call. SWEEP="W:B ..." adds a run per pair, W workers with bundles of B (named wW_bB), after
+# RUNS: how the rate scales with the workers sharing the GPU and with the batches per example.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/fuzz_throughput.sh OUTDIR [N] [BUNDLE]}
@@ -33,7 +34,7 @@ fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
   env "$@" python3 -m lora_verify fuzz --minutes "$minutes" -n "$workers" --bundle "$b" --round-s 30 \
     --case-dir "$out/cases_$name" --report "$out/$name.json" --log "$out/rounds_$name.log" >"$out/$name.log" 2>&1
   echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -E 'batches in' | tail -1)"
-  tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5
+  tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5 || true  # none: no failure
 }
 warm=${WARMUP_MIN:-1.0}; box=${BOX_MIN:-0.6}; runs=" ${RUNS:-one_worker n_workers n_workers_bundle loops} "
 fuzz warmup "$warm" "$n" "$bundle"
@@ -43,3 +44,6 @@ fuzz warmup "$warm" "$n" "$bundle"
 if [[ "$runs" == *" loops "* ]] && grep -q "reference on the GPU: reference" "$out/setup.txt"; then
   fuzz n_workers_bundle_loops "$box" "$n" "$bundle" LORA_DEVICE_REFERENCE=
 fi
+for spec in ${SWEEP:-}; do
+  fuzz "w${spec%:*}_b${spec#*:}" "$box" "${spec%:*}" "${spec#*:}"
+done

@@ -53,6 +53,10 @@
 #                  longest tests first from x2e's durations (the 5 minutes of issue 21); GPU 1 fuzzing throughput,
 #                  boxes of 1.5 minutes (one worker; N with bundles; N with the loop reference). x2g: the generated
 #                  mutants x2e did not end, both GPUs; the planted faults fuzzed over shrink's tests.
+# x2h (~9.5 min, 2 GPUs; for the next session): GPU 0 fuzzing rates by workers (4, 8, 15) and bundle size (8,
+#                  32), one-minute boxes on a warm cache, then one worker under cProfile (issue 21's 500/s); GPU 1 the
+#                  generated mutants docs/mutants_generated_gpu.json lacks. mutants (~9.5 min, any machine): those
+#                  mutants on every GPU and core; repeat it (after copying OUTDIR's json back) until none is left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -74,7 +78,28 @@ say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
 
+mutants_gpu() {  # GPUS CORES JOBS: the generated mutants docs/mutants_generated_gpu.json lacks, compiled (memcheck
+  # for strays), expected survivors first; the file's verdicts kept (--resume): copy $res/mutants_gpu.json back
+  cp docs/mutants_generated_gpu.json "$res/mutants_gpu.json"
+  CUDA_VISIBLE_DEVICES=$1 taskset -c "$2" timeout -s INT -k 20 560 python3 -m lora_verify mutants --generated \
+    --compiled --memcheck --parallel-sanity --resume --budget 400 -j "$3" --cpu-json docs/mutants_generated_cpu.json \
+    --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
+  say "generated mutants, compiled (GPUs $1, -j $3): exit $? $(grep -E 'kill rate|already in' "$res/mutants_gpu.log" | tr '\n' ' ')"
+  python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
+    >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt"
+}
+fuzz_sweep() {  # GPU CORES: fuzzing rates by workers and bundle size on a warm cache, then one worker's profile
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  WARMUP_MIN=1.0 BOX_MIN=1.0 RUNS="" SWEEP="4:8 8:8 15:8 15:32" on "$1" "$2" timeout 480 \
+    scripts/fuzz_throughput.sh "$res/fuzz" 15 8 >"$res/fuzz_sweep.log" 2>&1
+  say "fuzz sweep: exit $?"; cat "$res/fuzz_sweep.log" >>"$out/$phase.txt"
+  on "$1" "$2" timeout $((570 - SECONDS)) scripts/fuzz_profile.sh "$res/profile" 300 8 >"$res/fuzz_profile.log" 2>&1
+  say "fuzz profile: exit $?"; head -40 "$res/profile/profile.txt" >>"$out/$phase.txt" 2>/dev/null
+}
+
 case $phase in
+mutants)  # any machine, a call (repeat until none is left): every GPU and core, two cores a survivor
+  mutants_gpu "$(seq -s, 0 $((gpus - 1)))" "0-$((cores - 1))" $((cores / 2 - 1)) ;;
 smoke)
   (HYPOTHESIS_PROFILE=dev timeout 170 python3 -m pytest -x -q -n 10 -p no:cacheprovider \
      --verdicts-json "$res/suite_dev.json" --case-dir "$res/cases" >"$res/suite_dev.log" 2>&1
@@ -247,7 +272,7 @@ matrix)
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
   ;;
-x2a|x2b|x2c|x2d|x2e|x2f|x2g)
+x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
     local g=$1 c=$2 each=$3 name start left; shift 3
@@ -317,6 +342,10 @@ x2a|x2b|x2c|x2d|x2e|x2f|x2g)
          scripts/fuzz_throughput.sh "$res/fuzz" "$n" 8 >"$res/fuzz_throughput.log" 2>&1
        say "fuzz_throughput (boxes of 1.5 min after a 1-minute warm-up): exit $?"; cat "$res/fuzz_throughput.log" >>"$out/$phase.txt") &
     fi
+    wait ;;
+  x2h)  # GPU 0 the fuzzing sweep and a worker's profile; GPU 1 the generated mutants not yet compiled
+    fuzz_sweep 0 "$first" &
+    mutants_gpu 1 "$second" $((half / 2 - 1)) &
     wait ;;
   x2g)  # the generated mutants not argued equivalent that x2e did not end (x2e's ran the equivalents), both GPUs
     python3 -c "import json, sys; from pathlib import Path; from lora_verify import generated

@@ -26,3 +26,21 @@ def test_names_and_samples_are_stable():
     assert [m.name for m in first] == [m.name for m in second]
     sample = generated.sample(first, 10, seed=3)
     assert [m.name for m in sample] == [m.name for m in generated.sample(second, 10, seed=3)] and len(sample) == 10
+
+
+def test_a_resumed_run_skips_and_keeps_what_its_json_holds(tmp_path, monkeypatch):
+    import json
+
+    from lora_verify import mutate
+
+    first, second = [m.name for m in generated.generate(ROOT)[:2]]
+    out = tmp_path / "gpu.json"
+    earlier = {"name": first, "file": "impl/x.py", "what": "w", "killed": True, "by": "a test", "seconds": 1.0,
+               "equivalent": ""}
+    out.write_text(json.dumps({"mutants": [earlier, {**earlier, "name": mutate.UNMUTATED.name, "killed": False}]}))
+    ran = []
+    monkeypatch.setattr(mutate, "run_mutant", lambda m, *a: ran.append(m.name) or mutate.Result(m.name, True, "x", 0))
+    mutate.main(["--generated", "--only", first, second, "--parallel-sanity", "--resume", "--json", str(out)])
+    assert sorted(ran) == sorted([mutate.UNMUTATED.name, second])  # the control runs again; the first does not
+    names = [m["name"] for m in json.loads(out.read_text())["mutants"]]
+    assert names[0] == first and sorted(names[1:]) == sorted([mutate.UNMUTATED.name, second])
