@@ -44,7 +44,8 @@ class OpInfo:
     name: str
     entry: str  # entry-point name (SPEC.md), looked up in the module under test
     reference: Callable  # reference/loops.py: the float64 value and the cells the contract defines
-    dims: Callable  # (R) -> strategy of Dims for a pool of padded rank R: around its kernel's regime boundaries
+    dims: Callable  # (R) -> strategy of Dims for a pool of padded rank R: around its kernel's regime boundaries;
+    # built once per R (lora_verify.strategies: a strategy built anew each example costs more than drawing it)
     ranks: st.SearchStrategy  # of the pool's padded rank R
     edges: Callable  # () -> [(R, Dims)]: each regime boundary of its kernel once (lora_verify/suite/test_edges.py)
     sample: Dims  # small fixed dims: the fixed-batch tests (adapters', the graph's snapping)
@@ -172,7 +173,7 @@ def _expand_entry(name, slices, widths, sample, call, cost, bench, breaks=()):
         name=name,
         entry=name,
         reference=getattr(reference, name),
-        dims=lambda R: widths(R).map(lambda ws: Dims(widths=ws, stack_num=len(ws))),
+        dims=functools.lru_cache(maxsize=None)(lambda R: widths(R).map(lambda ws: Dims(widths=ws, stack_num=len(ws)))),
         ranks=EXPAND_RANKS,
         edges=lambda: _expand_edges(slices),
         sample=sample,
