@@ -226,14 +226,16 @@ def _verdict(name, rc, output, seconds) -> Result:
     raise RuntimeError(f"mutant {name}: pytest exit status {rc}, see {LOGS / name}.log")
 
 
-def run_mutant(mutant, source: Path, compiled=False, memcheck=None) -> Result:
-    """Killed or survived; a survivor for which ``memcheck(mutant)`` holds runs again under it (the docstring)."""
+def run_mutant(mutant, source: Path, compiled=False, memcheck=None, workers=1) -> Result:
+    """Killed or survived; a survivor for which ``memcheck(mutant)`` holds runs again under it (the docstring).
+    ``workers`` > 1: its selection on that many xdist workers (an expected survivor runs all of it)."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = copy_tree(source, Path(tmp) / "tree")
         mutant.apply(tree)
         args = ["--mutated", mutant.file]
-        rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", args, compiled)
+        spread = ["-n", str(workers), "--maxschedchunk", "1"] if workers > 1 else []
+        rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", [*args, *spread], compiled)
         result = _verdict(mutant.name, rc, output, time.monotonic() - start)
         if memcheck is not None and not result.killed and memcheck(mutant):
             rc, output = run_selection(tree, LOGS / f"{mutant.name}.memcheck.log", args, compiled, memcheck=True)
@@ -364,6 +366,9 @@ def main(argv=None):
     parser.add_argument("--parallel-sanity", action="store_true",
                         help="the unmutated tree runs beside the mutants (a row 'unmutated' that must survive), "
                         "not before them")
+    parser.add_argument("--survivor-workers", type=int, default=1, metavar="N",
+                        help="xdist workers for each expected survivor (equivalent or the control), which runs the "
+                        "whole selection: compiled, its variants take one process longer than a device call")
     parser.add_argument("--budget", type=float, default=0, metavar="S",
                         help="start no mutant after S seconds (those not started are left out of the table)")
     parser.add_argument("--compare", nargs=2, metavar=("CPU_JSON", "GPU_JSON"), help="only print the comparison")
@@ -390,7 +395,7 @@ def main(argv=None):
     def run(mutant):
         if args.budget and time.monotonic() - start > args.budget:
             return None
-        return run_mutant(mutant, source, args.compiled, memcheck)
+        return run_mutant(mutant, source, args.compiled, memcheck, args.survivor_workers if mutant.equivalent else 1)
 
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         source = copy_tree(ROOT, Path(tmp) / "unmutated")  # one snapshot: the working tree may change meanwhile

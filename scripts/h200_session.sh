@@ -57,6 +57,8 @@
 #                  32), one-minute boxes on a warm cache, then one worker under cProfile (issue 21's 500/s); GPU 1 the
 #                  generated mutants docs/mutants_generated_gpu.json lacks. mutants (~9.5 min, any machine): those
 #                  mutants on every GPU and core; repeat it (after copying OUTDIR's json back) until none is left.
+#                  An expected survivor runs its whole selection compiled: about 850 core-seconds of compiles, more
+#                  than one process gets in a call, so each runs on 4 xdist workers (--survivor-workers).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -78,13 +80,33 @@ say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
 
-mutants_gpu() {  # GPUS CORES JOBS: the generated mutants docs/mutants_generated_gpu.json lacks, compiled (memcheck
-  # for strays), expected survivors first; the file's verdicts kept (--resume): copy $res/mutants_gpu.json back
-  cp docs/mutants_generated_gpu.json "$res/mutants_gpu.json"
-  CUDA_VISIBLE_DEVICES=$1 taskset -c "$2" timeout -s INT -k 20 560 python3 -m lora_verify mutants --generated \
-    --compiled --memcheck --parallel-sanity --resume --budget 400 -j "$3" --cpu-json docs/mutants_generated_cpu.json \
-    --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
-  say "generated mutants, compiled (GPUs $1, -j $3): exit $? $(grep -E 'kill rate|already in' "$res/mutants_gpu.log" | tr '\n' ' ')"
+mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE: the generated mutants docs/mutants_generated_gpu.json lacks, compiled
+  # (memcheck for strays), in two runs side by side: the expected survivors (the control among them), each on 4
+  # xdist workers, on all but the last 8 cores; the others, one process each, on those 8. Out: $res/mutants_gpu.json
+  # (the file's verdicts and the new ones: copy it back to docs/)
+  local gpus=$1 lo=$2 hi=$3 eq rest
+  read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
+done = {m['name'] for m in json.loads(Path('docs/mutants_generated_gpu.json').read_text())['mutants']}
+left = [m for m in generated.generate(Path('.')) if m.name not in done]
+print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for m in left if not m.equivalent) or '-')")
+  run_part() {  # NAME CORES JOBS SURVIVOR_WORKERS NAMES
+    [ "$5" != - ] || return 0
+    CUDA_VISIBLE_DEVICES=$gpus taskset -c "$2" timeout -s INT -k 20 560 python3 -m lora_verify mutants --generated \
+      --only ${5//,/ } --compiled --memcheck --parallel-sanity --budget 420 -j "$3" --survivor-workers "$4" \
+      --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_$1.json" >"$res/mutants_$1.log" 2>&1
+    say "generated mutants, compiled ($1: GPUs $gpus, cores $2, -j $3): exit $? $(grep -E 'kill rate' "$res/mutants_$1.log")"
+  }
+  run_part expected "$lo-$((hi - 8))" $(((hi - 7 - lo) / 4)) 4 "$eq" &
+  run_part others "$((hi - 7))-$hi" 8 1 "$rest" &
+  wait
+  python3 -c "import json, sys; from pathlib import Path
+record = json.loads(Path('docs/mutants_generated_gpu.json').read_text())
+mutants = {m['name']: m for m in record['mutants']}
+for part in sys.argv[1:]:
+    if Path(part).exists():
+        mutants.update((m['name'], m) for m in json.loads(Path(part).read_text())['mutants'])
+record['mutants'] = list(mutants.values())
+print(json.dumps(record, indent=1))" "$res/mutants_expected.json" "$res/mutants_others.json" >"$res/mutants_gpu.json"
   python3 -m lora_verify mutants --compare docs/mutants_generated_cpu.json "$res/mutants_gpu.json" \
     >"$res/mutants_compare.md" 2>&1; head -1 "$res/mutants_compare.md" | tee -a "$out/$phase.txt"
 }
@@ -98,8 +120,8 @@ fuzz_sweep() {  # GPU CORES: fuzzing rates by workers and bundle size on a warm 
 }
 
 case $phase in
-mutants)  # any machine, a call (repeat until none is left): every GPU and core, two cores a survivor
-  mutants_gpu "$(seq -s, 0 $((gpus - 1)))" "0-$((cores - 1))" $((cores / 2 - 1)) ;;
+mutants)  # any machine, a call (repeat until none is left): every GPU and core
+  mutants_gpu "$(seq -s, 0 $((gpus - 1)))" 0 $((cores - 1)) ;;
 smoke)
   (HYPOTHESIS_PROFILE=dev timeout 170 python3 -m pytest -x -q -n 10 -p no:cacheprovider \
      --verdicts-json "$res/suite_dev.json" --case-dir "$res/cases" >"$res/suite_dev.log" 2>&1
@@ -345,7 +367,7 @@ x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
     wait ;;
   x2h)  # GPU 0 the fuzzing sweep and a worker's profile; GPU 1 the generated mutants not yet compiled
     fuzz_sweep 0 "$first" &
-    mutants_gpu 1 "$second" $((half / 2 - 1)) &
+    mutants_gpu 1 "$half" $((cores - 1)) &
     wait ;;
   x2g)  # the generated mutants not argued equivalent that x2e did not end (x2e's ran the equivalents), both GPUs
     python3 -c "import json, sys; from pathlib import Path; from lora_verify import generated

@@ -44,3 +44,13 @@ def test_a_resumed_run_skips_and_keeps_what_its_json_holds(tmp_path, monkeypatch
     assert sorted(ran) == sorted([mutate.UNMUTATED.name, second])  # the control runs again; the first does not
     names = [m["name"] for m in json.loads(out.read_text())["mutants"]]
     assert names[0] == first and sorted(names[1:]) == sorted([mutate.UNMUTATED.name, second])
+
+
+def test_an_expected_survivor_runs_its_selection_on_xdist_workers(tmp_path, monkeypatch):
+    from lora_verify import mutate
+
+    seen = []
+    monkeypatch.setattr(mutate, "run_selection", lambda tree, log, args, *rest, **kw: seen.append(args) or (0, ""))
+    monkeypatch.setattr(mutate, "copy_tree", lambda source, dest: dest.mkdir(parents=True) or dest)
+    result = mutate.run_mutant(mutate.UNMUTATED, tmp_path, workers=3)
+    assert not result.killed and seen == [["--mutated", "impl/batch_info.py", "-n", "3", "--maxschedchunk", "1"]]
