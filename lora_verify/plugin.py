@@ -103,8 +103,9 @@ def pytest_configure(config):
         except ValueError:  # not the main thread: failures after a stop stay errors
             pass
     if worker is None:  # read once and handed to the workers, which must all collect the same order
-        config._lora_durations = durations.load(config.rootpath, _run_kind(config))
-        config.pluginmanager.register(durations.Recorder(config.rootpath, _run_kind(config)), "lora_durations")
+        kind = _run_kind(config)
+        config._lora_durations = durations.load(config.rootpath, kind)
+        config.pluginmanager.register(durations.Recorder(config.rootpath, kind), "lora_durations")
     else:
         config._lora_durations = worker.get("lora_durations", {})
     tally.extra = {} if controller else compiles.STATS  # a controller sums its workers' (pytest_testnodedown)
