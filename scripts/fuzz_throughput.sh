@@ -10,7 +10,8 @@
 #    batches per hypothesis example; N workers with the loop reference on the CPU instead of the device
 #    reference (LORA_DEVICE_REFERENCE=, lora_verify/layouts.py), when a device reference is installed.
 # Each prints (OUTDIR/NAME.log, .json) its rate over the whole run and while its workers ran (start-up left
-# out), the compiles it still met, and the verdicts. Steady state: the "while the workers ran" rate.
+# out), the compiles it still met, the verdicts, and the box's load (the cores' busy share, the GPU's).
+# Steady state: the "while the workers ran" rate.
 # WARMUP_MIN, BOX_MIN (minutes: 1.0, 0.6) and RUNS (default "one_worker n_workers n_workers_bundle loops")
 # shorten it to fit a call. SWEEP="W:B ..." adds a run per pair, W workers with bundles of B (named wW_bB), after
 # RUNS: how the rate scales with the workers sharing the GPU and with the batches per example.
@@ -29,11 +30,19 @@ m = layouts._device_reference(layouts.DEVICE_REFERENCE) if layouts.DEVICE_REFERE
 print(f"device: {torch.cuda.get_device_name(0)} | cores: {os.cpu_count()} | "
       f"reference on the GPU: {m.__name__ if m else 'loops (reference/loops.py, on the CPU)'}")
 PY
+cpu_times() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }  # busy and idle jiffies, all cores
 fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
-  local name=$1 minutes=$2 workers=$3 b=$4; shift 4
+  local name=$1 minutes=$2 workers=$3 b=$4 before after smi; shift 4
+  before=$(cpu_times)
+  nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 500 >"$out/$name.gpu" 2>/dev/null &
+  smi=$!
   env "$@" python3 -m lora_verify fuzz --minutes "$minutes" -n "$workers" --bundle "$b" --round-s 30 \
     --case-dir "$out/cases_$name" --report "$out/$name.json" --log "$out/rounds_$name.log" >"$out/$name.log" 2>&1
+  kill "$smi" 2>/dev/null; after=$(cpu_times)
   echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -E 'batches in' | tail -1)"
+  # the box's load: CPU busy over all cores (start-up included), GPU busy (nvidia-smi's utilization, mean of samples)
+  echo "   load: CPU $(echo "$before $after" | awk '{b=$3-$1; i=$4-$2; printf "%.0f", 100*b/(b+i)}')% busy," \
+    "GPU $(awk '{s+=$1; n++} END {printf "%.0f", n ? s/n : -1}' "$out/$name.gpu")% busy"
   tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5 || true  # none: no failure
 }
 warm=${WARMUP_MIN:-1.0}; box=${BOX_MIN:-0.6}; runs=" ${RUNS:-one_worker n_workers n_workers_bundle loops} "

@@ -59,6 +59,8 @@
 #                  mutants on every GPU and core; repeat it (after copying OUTDIR's json back) until none is left.
 #                  An expected survivor runs its whole selection compiled: about 850 core-seconds of compiles, more
 #                  than one process gets in a call, so each runs on 4 xdist workers (--survivor-workers).
+# h1 (~9.5 min, one GPU and 16 cores): fuzzing rates by workers (4, 8, 15) and bundle size (8, 32), with the
+#                  cores' and the GPU's load per box; then one worker profiled among 14 fuzzing workers and alone.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -293,6 +295,21 @@ matrix)
   (PROFILE=gpu STEPS=matrix ROWS=8 WORKERS=$((cores / 8 - 1)) ROW_TIMEOUT=540 timeout 560 scripts/matrix_gpu.sh \
      "$res/releases" >"$res/matrix_gpu.log" 2>&1; say "release matrix, gpu profile: exit $?"
    cat "$res/matrix_gpu.log" >>"$out/$phase.txt")
+  ;;
+h1)  # one GPU, 16 cores (the machine lent in the fifth session): where 15 fuzzing workers lose their rate
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  WARMUP_MIN=1.0 BOX_MIN=0.75 RUNS="" SWEEP="4:8 8:8 15:8 15:32" timeout 420 \
+    scripts/fuzz_throughput.sh "$res/fuzz" 15 8 >"$res/fuzz_sweep.log" 2>&1
+  say "fuzz sweep: exit $?"; cat "$res/fuzz_sweep.log" >>"$out/$phase.txt"
+  # one worker's profile among 14 fuzzing workers, then alone: what the sharing costs, function by function
+  (timeout 150 python3 -m lora_verify fuzz --minutes 1.6 -n 14 --bundle 8 --case-dir "$res/load_cases" \
+     --report "$res/load.json" --log "$res/load_rounds.log" >"$res/load.log" 2>&1) &
+  sleep 20
+  timeout 120 scripts/fuzz_profile.sh "$res/profile_loaded" 150 8 >"$res/profile_loaded.log" 2>&1
+  say "profile among 14 workers: exit $?"; head -30 "$res/profile_loaded/profile.txt" >>"$out/$phase.txt" 2>/dev/null
+  wait
+  timeout $((575 - SECONDS)) scripts/fuzz_profile.sh "$res/profile_alone" 150 8 >"$res/profile_alone.log" 2>&1
+  say "profile alone: exit $?"; head -30 "$res/profile_alone/profile.txt" >>"$out/$phase.txt" 2>/dev/null
   ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
