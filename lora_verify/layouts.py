@@ -25,6 +25,10 @@ LAYOUTS = ["unsorted", "sorted"]
 # signatures and results, computing on the inputs' device) serve instead when that module exists ("" or
 # LORA_DEVICE_REFERENCE= : the loops everywhere). One switch: nothing else chooses a reference.
 DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised")
+# ... for cases of at least this many products (tokens x products per token); smaller ones take the loops: one core
+# does a float64 product in 0.05-0.1 ns (a case this size in 2-3 ms; docs/results/h200/README.md, fifth session),
+# less than the device reference's launches and host synchronisations cost a process sharing the GPU with others
+DEVICE_REFERENCE_MIN_PRODUCTS = 1 << 25
 # what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
 # shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
 GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}
@@ -90,24 +94,25 @@ def _device_reference(name: str):
         return None
 
 
-def reference_of(op, device: torch.device):
-    """The reference function for ``op`` on inputs on ``device`` (see ``DEVICE_REFERENCE``)."""
-    module = _device_reference(DEVICE_REFERENCE) if DEVICE_REFERENCE and device.type == "cuda" else None
+def reference_of(case: Case):
+    """The reference function for the case's op: ``DEVICE_REFERENCE``'s for a large case on a GPU, else the loops."""
+    op, x, w = case.op, case.x, case.w
+    large = x.shape[0] * (w[0].numel() if w.shape[0] else 0) >= DEVICE_REFERENCE_MIN_PRODUCTS
+    module = _device_reference(DEVICE_REFERENCE) if DEVICE_REFERENCE and x.device.type == "cuda" and large else None
     return getattr(module, op.reference.__name__) if module is not None else op.reference
 
 
 def defined_cells(case: Case) -> torch.Tensor:
     """The cells of the output the contract defines (from the reference), on the reference's device."""
     op = case.op
-    return op.call(reference_of(op, case.x.device), case.x, case.w, case.batch_info, case.batch.dims, None,
-                   case.offsets)[1]
+    return op.call(reference_of(case), case.x, case.w, case.batch_info, case.batch.dims, None, case.offsets)[1]
 
 
 def run_reference(case: Case, base_before: Optional[torch.Tensor]):
     """(ref, defined, mag): the float64 value, the cells the contract defines, and the |.| magnitude, on the
     reference's device (the CPU for the loops)."""
     op, bi, d = case.op, case.batch_info, case.batch.dims
-    reference = reference_of(op, case.x.device)
+    reference = reference_of(case)
     ref, defined = op.call(reference, case.x, case.w, bi, d, base_before, case.offsets)
     x_abs = torch.nan_to_num(case.x.abs(), nan=0.0)
     w_abs = torch.nan_to_num(case.w.abs(), nan=0.0)

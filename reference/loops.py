@@ -15,10 +15,10 @@ def segments(batch_info):
     lens = batch_info.seg_lens.tolist()
     starts = batch_info.seg_indptr.tolist()
     slots = batch_info.weight_indices.tolist()
-    perm = batch_info.permutation
+    perm = None if batch_info.permutation is None else batch_info.permutation.cpu()
     for i in range(batch_info.num_segments):
         logical = torch.arange(starts[i], starts[i] + lens[i])
-        rows = logical if perm is None else perm.cpu()[logical].long()
+        rows = logical if perm is None else perm[logical].long()
         yield rows, slots[i]
 
 
@@ -28,10 +28,11 @@ def sgemm_lora_a_fwd(x, weights, batch_info, stack_num=1, accum=torch.float64):
     out = torch.zeros((S, weights.shape[1]), dtype=accum)
     defined = torch.zeros((S, weights.shape[1]), dtype=torch.bool)
     ranks = batch_info.lora_ranks.tolist()
+    x, weights = x.cpu(), weights.cpu()
     for rows, a in segments(batch_info):
         n = stack_num * ranks[a]
-        xs = x.cpu()[rows].to(accum)
-        out[rows, :n] = xs @ weights.cpu()[a, :n, :].to(accum).T
+        xs = x[rows].to(accum)
+        out[rows, :n] = xs @ weights[a, :n, :].to(accum).T
         defined[rows, :n] = True
     return out, defined
 
@@ -42,14 +43,15 @@ def _stacked_expand(x, weights, batch_info, offsets, base_output, accum):
     out = torch.zeros((S, n_out), dtype=accum) if base_output is None else base_output.cpu().to(accum)
     ranks = batch_info.lora_ranks.tolist()
     scalings = batch_info.scalings.cpu().to(accum)
+    x, weights = x.cpu(), weights.cpu()
     for rows, a in segments(batch_info):
         r = ranks[a]
         if r == 0:
             continue  # no LoRA: the row keeps base
-        xs = x.cpu()[rows].to(accum)
+        xs = x[rows].to(accum)
         for j in range(len(offsets) - 1):
             lo, hi = offsets[j], offsets[j + 1]
-            w = weights.cpu()[a, lo:hi, :r].to(accum)
+            w = weights[a, lo:hi, :r].to(accum)
             out[rows, lo:hi] += scalings[a] * (xs[:, j * r : (j + 1) * r] @ w.T)
     return out, torch.ones((S, n_out), dtype=torch.bool)
 

@@ -28,7 +28,8 @@ import os, torch
 from lora_verify import layouts
 m = layouts._device_reference(layouts.DEVICE_REFERENCE) if layouts.DEVICE_REFERENCE else None
 print(f"device: {torch.cuda.get_device_name(0)} | cores: {os.cpu_count()} | "
-      f"reference on the GPU: {m.__name__ if m else 'loops (reference/loops.py, on the CPU)'}")
+      f"reference on the GPU: {m.__name__ + f' from 2^{layouts.DEVICE_REFERENCE_MIN_PRODUCTS.bit_length() - 1} products, below it ' if m else ''}"
+      "loops (reference/loops.py, on the CPU)")
 PY
 cpu_times() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }  # busy and idle jiffies, all cores
 fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
@@ -45,7 +46,7 @@ fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
     "GPU $(awk '{s+=$1; n++} END {printf "%.0f", n ? s/n : -1}' "$out/$name.gpu")% busy"
   tr '\r' '\n' <"$out/$name.log" | grep -E 'FAIL|^case' | head -5 || true  # none: no failure
 }
-warm=${WARMUP_MIN:-1.0}; box=${BOX_MIN:-0.6}; runs=" ${RUNS:-one_worker n_workers n_workers_bundle loops} "
+warm=${WARMUP_MIN:-1.0}; box=${BOX_MIN:-0.6}; runs=" ${RUNS-one_worker n_workers n_workers_bundle loops} "
 fuzz warmup "$warm" "$n" "$bundle"
 [[ "$runs" != *" one_worker "* ]] || fuzz one_worker "$box" 1 1
 [[ "$runs" != *" n_workers "* ]] || fuzz n_workers "$box" "$n" 1

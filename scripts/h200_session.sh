@@ -61,6 +61,9 @@
 #                  than one process gets in a call, so each runs on 4 xdist workers (--survivor-workers).
 # h1 (~9.5 min, one GPU and 16 cores): fuzzing rates by workers (4, 8, 15) and bundle size (8, 32), with the
 #                  cores' and the GPU's load per box; then one worker profiled among 14 fuzzing workers and alone.
+# h2, h3 (~9.5 min each, one GPU, back to back): h2 our whole suite at the gpu profile, cold cache, no durations, timed,
+#                  then fuzzing (15 workers, bundles of 8); h3 on h2's cache: fuzzing with 1 worker, 15 (bundles of 8
+#                  and 32), and 15 with the loop reference for every case.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -311,6 +314,20 @@ h1)  # one GPU, 16 cores (the machine lent in the fifth session): where 15 fuzzi
   timeout $((575 - SECONDS)) scripts/fuzz_profile.sh "$res/profile_alone" 150 8 >"$res/profile_alone.log" 2>&1
   say "profile alone: exit $?"; head -30 "$res/profile_alone/profile.txt" >>"$out/$phase.txt" 2>/dev/null
   ;;
+h2)  # one GPU: our whole suite at the gpu profile, cold cache and no durations (issue 21's 5 minutes), then fuzzing
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
+  LORA_SGLANG=$LORA_SGLANG_PEERS $stop 420 scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
+  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
+  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
+  cp .out/durations.json "$res/durations.json"
+  WARMUP_MIN=0.75 BOX_MIN=1.25 RUNS="n_workers_bundle" timeout $((575 - SECONDS)) scripts/fuzz_throughput.sh \
+    "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
+  say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
+h3)  # one GPU, after h2 on the same machine (its cache): fuzzing's steady state, 1 worker and 15, loops everywhere
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  WARMUP_MIN=0.5 BOX_MIN=1.25 RUNS="one_worker n_workers_bundle loops" SWEEP="15:32" timeout 570 \
+    scripts/fuzz_throughput.sh "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
+  say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn

@@ -39,14 +39,17 @@ def drawn(data, op, dtypes) -> list:
 
 
 CHECKS = [
-    pytest.param(p.name, layout, id=f"{p.name.replace(' ', '_')}-{layout}") for p in PROPERTIES for layout in p.layouts
+    pytest.param(p.name, layout, part, id="-".join([p.name.replace(" ", "_"), layout, *([part] if part else [])]))
+    for p in PROPERTIES
+    for layout in p.layouts
+    for part in p.parts or (None,)
 ]
 
 
-@pytest.mark.parametrize(("prop_name", "layout"), CHECKS)
+@pytest.mark.parametrize(("prop_name", "layout", "part"), CHECKS)
 @pytest.mark.parametrize("op", OPS, ids=repr)
 @given(data=st.data())
-def test_property(op, prop_name, layout, impl_module, profile, device, verdicts, case_dir, data):
+def test_property(op, prop_name, layout, part, impl_module, profile, device, verdicts, case_dir, data):
     prop = PROPERTIES_BY_NAME[prop_name]
     reason = prop.unclaimed(profile, layout)
     if reason:
@@ -63,4 +66,4 @@ def test_property(op, prop_name, layout, impl_module, profile, device, verdicts,
             guarded(case_dir, record, verdicts, device),  # a crash or hang of the kernel: saved, counted, survived
             regimes.counted(verdicts, check, impl_module),
         ):
-            prop.check(impl_module, case, layout, verdicts, profile, **params)
+            prop.check(impl_module, case, layout, verdicts, profile, **params, **({"part": part} if part else {}))
