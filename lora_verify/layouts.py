@@ -28,7 +28,8 @@ DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised
 # ... for cases of at least this many products (tokens x products per token); smaller ones take the loops: one core
 # does a float64 product in 0.05-0.1 ns (a case this size in 2-3 ms; docs/results/h200/README.md, fifth session),
 # less than the device reference's launches and host synchronisations cost a process sharing the GPU with others
-DEVICE_REFERENCE_MIN_PRODUCTS = 1 << 25
+# (LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0: the device reference for every case, as before; for comparisons)
+DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PRODUCTS", 1 << 25))
 # what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
 # shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
 GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}

@@ -8,7 +8,9 @@
 #    Triton cache; its report counts them (compiles, compile seconds summed over the workers);
 # 2. timed runs of 36 s each, on the warm cache: 1 worker; N workers; N workers with bundles of BUNDLE
 #    batches per hypothesis example; N workers with the loop reference on the CPU instead of the device
-#    reference (LORA_DEVICE_REFERENCE=, lora_verify/layouts.py), when a device reference is installed.
+#    reference (LORA_DEVICE_REFERENCE=, lora_verify/layouts.py), when a device reference is installed; with
+#    "device" in RUNS, N workers with the device reference for every case, however small (as before 2^25 products
+#    became its floor: LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0).
 # Each prints (OUTDIR/NAME.log, .json) its rate over the whole run and while its workers ran (start-up left
 # out), the compiles it still met, the verdicts, and the box's load (the cores' busy share, the GPU's).
 # Steady state: the "while the workers ran" rate.
@@ -53,6 +55,9 @@ fuzz warmup "$warm" "$n" "$bundle"
 [[ "$runs" != *" n_workers_bundle "* ]] || fuzz n_workers_bundle "$box" "$n" "$bundle"
 if [[ "$runs" == *" loops "* ]] && grep -q "reference on the GPU: reference" "$out/setup.txt"; then
   fuzz n_workers_bundle_loops "$box" "$n" "$bundle" LORA_DEVICE_REFERENCE=
+fi
+if [[ "$runs" == *" device "* ]] && grep -q "reference on the GPU: reference" "$out/setup.txt"; then
+  fuzz n_workers_bundle_device "$box" "$n" "$bundle" LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0
 fi
 for spec in ${SWEEP:-}; do
   fuzz "w${spec%:*}_b${spec#*:}" "$box" "${spec%:*}" "${spec#*:}"

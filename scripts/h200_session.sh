@@ -62,8 +62,8 @@
 # h1 (~9.5 min, one GPU and 16 cores): fuzzing rates by workers (4, 8, 15) and bundle size (8, 32), with the
 #                  cores' and the GPU's load per box; then one worker profiled among 14 fuzzing workers and alone.
 # h2, h3 (~9.5 min each, one GPU, back to back): h2 our whole suite at the gpu profile, cold cache, no durations, timed,
-#                  then fuzzing (15 workers, bundles of 8); h3 on h2's cache: fuzzing with 1 worker, 15 (bundles of 8
-#                  and 32), and 15 with the loop reference for every case.
+#                  then fuzzing (15 workers, bundles of 8); h3 (~5 min) fuzzing with 15 workers, bundles of 8: the
+#                  reference as chosen (loops below 2^25 products), then the device reference for every case.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -323,10 +323,10 @@ h2)  # one GPU: our whole suite at the gpu profile, cold cache and no durations 
   WARMUP_MIN=0.75 BOX_MIN=1.25 RUNS="n_workers_bundle" timeout $((575 - SECONDS)) scripts/fuzz_throughput.sh \
     "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
   say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
-h3)  # one GPU, after h2 on the same machine (its cache): fuzzing's steady state, 1 worker and 15, loops everywhere
+h3)  # one GPU, a fresh machine (the fifth session's last 7 minutes): the device reference's floor, side by side
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  WARMUP_MIN=0.5 BOX_MIN=1.25 RUNS="one_worker n_workers_bundle loops" SWEEP="15:32" timeout 570 \
-    scripts/fuzz_throughput.sh "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
+  WARMUP_MIN=0.75 BOX_MIN=1.0 RUNS="n_workers_bundle device" timeout 280 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
+    >"$res/fuzz.log" 2>&1
   say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
