@@ -10,7 +10,8 @@ No ``--hypothesis-seed`` is passed: hypothesis neither reads nor writes its
 database for a test run under a forced seed.
 A crash or hang of the implementation costs one worker, which xdist replaces: the example is saved as a
 case named for the fault and counted, and the run goes on (``lora_verify.faults``).
-Rounds after the first are sized to last about ``--round-s`` (starting workers costs seconds on a GPU);
+Rounds after the first are sized to last about ``--round-s`` (default 5 minutes: starting 15 workers on a GPU
+machine took about 25 s, docs/results/h100x1/README.md);
 each worker runs torch single-threaded (the workers are the parallelism). The report gives the rate over
 the whole run and the rate while the workers run (each round from its first checked batch to its last,
 start-ups left out), and the Triton compiles apart (count, worker-seconds).
@@ -74,7 +75,8 @@ def main(argv=None):
                         help="pytest-xdist workers, each on its own GPU if several (default: cores-1 on CUDA, else 2)")
     parser.add_argument("--bundle", type=int, default=int(os.environ.get("LORA_BUNDLE", "1")),
                         help="batches per hypothesis example: up to this many (lora_verify/suite/test_properties.py)")
-    parser.add_argument("--round-s", type=float, default=60.0, help="rounds after the first last about this long")
+    parser.add_argument("--round-s", type=float, default=300.0,
+                        help="rounds after the first last about this long (each starts its workers afresh)")
     parser.add_argument("--impl", default="impl")
     parser.add_argument("--case-dir", default="fuzz-cases")
     parser.add_argument("--report", default="fuzz-report.json")

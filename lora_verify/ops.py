@@ -125,6 +125,13 @@ def column_edges(R: int, slices: int) -> list:
     return boundaries(regime, triton.cdiv(MAX_COLUMN_TILES + 1, slices) * block_n)
 
 
+@functools.lru_cache(maxsize=None)
+def widest_group(R: int, slices: int) -> int:
+    """The first slice width at which a grouped expand program serves ``MAX_COLUMN_TILES`` column tiles (rank ``R``,
+    ``slices`` slices of it): a branch of the strategies of its own, so that that regime's minimum has margin."""
+    return (triton.cdiv(MAX_COLUMN_TILES, slices) - 1) * expand_blocks(R)[0] + 1
+
+
 def _shrink_edges() -> list:
     """The last K of each of shrink's regimes and the first of the next; R gives two column tiles of 3 slices."""
     return [(24, Dims(k=K, stack_num=3)) for e in shrink_k_edges() for K in (e - 1, e)]
@@ -223,7 +230,7 @@ OPS = [
     _expand_entry(
         "sgemm_lora_b_fwd",
         1,
-        lambda R: st.tuples(feature_dim(150) | near(column_edges(R, 1))),  # half at the column regimes' edges
+        lambda R: st.tuples(feature_dim(150) | near(column_edges(R, 1)) | near([widest_group(R, 1)])),
         Dims(widths=(40,)),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, base_output=base),
         cost=1,
@@ -232,7 +239,9 @@ OPS = [
     _expand_entry(
         "qkv_lora_b_fwd",
         3,
-        lambda R: st.tuples(feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)), feature_dim(40)).map(
+        lambda R: st.tuples(
+            feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)) | near([widest_group(R, 3)]), feature_dim(40)
+        ).map(
             lambda qk: (*qk, qk[1])
         ),
         Dims(widths=(24, 8, 8), stack_num=3),
@@ -263,7 +272,9 @@ OPS = [
     _expand_entry(
         "gate_up_lora_b_fwd",
         2,
-        lambda R: (feature_dim(80) | feature_dim(80) | near(column_edges(R, 2))).map(lambda dim: (dim, dim)),
+        lambda R: (feature_dim(80) | feature_dim(80) | near(column_edges(R, 2)) | near([widest_group(R, 2)])).map(
+            lambda dim: (dim, dim)
+        ),
         Dims(widths=(16, 16), stack_num=2),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, d.widths[0], base_output=base),
         cost=2,

@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
+from lora_verify import layouts
 from lora_verify.bounds import reference_agreement
 from lora_verify.inputs import materialize
 from lora_verify.layouts import LAYOUTS, layout_info
 from lora_verify.ops import OPS
-from lora_verify.strategies import batches
+from lora_verify.strategies import Batch, Seq, Slot, Values, batches
 
 EXAMPLES = max(5, settings.default.max_examples // 4)  # ci: 25 a case, 200 in all; a few seconds of CPU
 
@@ -39,3 +40,16 @@ def test_vectorised_matches_loops(op, layout, device, data):
     tolerance = reference_agreement(mag, op.n_terms(d, case.batch.max_rank))
     assert bool((err <= tolerance).all()), f"differ by {float(err.max())!r} (tolerance {float(tolerance.max())!r})"
     assert not torch.isnan(vectorised[defined]).any()
+
+
+@pytest.mark.parametrize("op", OPS, ids=repr)
+def test_reference_choice(op, device, monkeypatch):
+    """The loops serve every case on a CPU and a case below ``DEVICE_REFERENCE_MIN_PRODUCTS`` on a GPU; the device
+    reference a case at or above it on a GPU."""
+    case = materialize(Batch(16, (Slot(16, 1.0),), (Seq(3, 0),), op.sample, Values(seed=0)), op, device)
+    products = case.x.shape[0] * case.w[0].numel()
+    monkeypatch.setattr(layouts, "DEVICE_REFERENCE_MIN_PRODUCTS", products + 1)
+    assert layouts.reference_of(case) is op.reference
+    monkeypatch.setattr(layouts, "DEVICE_REFERENCE_MIN_PRODUCTS", products)
+    expected = getattr(reference.vectorised, op.entry) if device.type == "cuda" else op.reference
+    assert layouts.reference_of(case) is expected
