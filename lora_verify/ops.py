@@ -126,10 +126,12 @@ def column_edges(R: int, slices: int) -> list:
 
 
 @functools.lru_cache(maxsize=None)
-def widest_group(R: int, slices: int) -> int:
-    """The first slice width at which a grouped expand program serves ``MAX_COLUMN_TILES`` column tiles (rank ``R``,
-    ``slices`` slices of it): a branch of the strategies of its own, so that that regime's minimum has margin."""
-    return (triton.cdiv(MAX_COLUMN_TILES, slices) - 1) * expand_blocks(R)[0] + 1
+def widest_group(R: int, slices: int = 1) -> st.SearchStrategy:
+    """Slice widths at which a grouped expand program serves ``MAX_COLUMN_TILES`` column tiles (rank ``R``,
+    ``slices`` slices of that width: the output's column tiles decide), just past the first: a branch of the
+    strategies of its own, so that that regime's minimum has margin."""
+    first = triton.cdiv((MAX_COLUMN_TILES - 1) * expand_blocks(R)[0] + 1, slices)
+    return st.sampled_from([first, first + 1, first + 2])
 
 
 def _shrink_edges() -> list:
@@ -230,7 +232,7 @@ OPS = [
     _expand_entry(
         "sgemm_lora_b_fwd",
         1,
-        lambda R: st.tuples(feature_dim(150) | near(column_edges(R, 1)) | near([widest_group(R, 1)])),
+        lambda R: st.tuples(feature_dim(150) | near(column_edges(R, 1)) | widest_group(R)),
         Dims(widths=(40,)),
         lambda fn, x, w, bi, d, base, offsets: fn(x, w, bi, base_output=base),
         cost=1,
@@ -240,7 +242,7 @@ OPS = [
         "qkv_lora_b_fwd",
         3,
         lambda R: st.tuples(
-            feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)) | near([widest_group(R, 3)]), feature_dim(40)
+            feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)) | widest_group(R), feature_dim(40)
         ).map(
             lambda qk: (*qk, qk[1])
         ),
@@ -272,7 +274,7 @@ OPS = [
     _expand_entry(
         "gate_up_lora_b_fwd",
         2,
-        lambda R: (feature_dim(80) | feature_dim(80) | near(column_edges(R, 2)) | near([widest_group(R, 2)])).map(
+        lambda R: (feature_dim(80) | feature_dim(80) | near(column_edges(R, 2)) | widest_group(R, 2)).map(
             lambda dim: (dim, dim)
         ),
         Dims(widths=(16, 16), stack_num=2),
