@@ -26,7 +26,7 @@ LAYOUTS = ["unsorted", "sorted"]
 # LORA_DEVICE_REFERENCE= : the loops everywhere). One switch: nothing else chooses a reference.
 DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised")
 # ... for cases of at least this many products (tokens x products per token); smaller ones take the loops: one core
-# does a float64 product in 0.05-0.1 ns (a case this size in 2-3 ms; docs/results/h200/README.md, fifth session),
+# does a float64 product in 0.05-0.1 ns (a case this size in 2-3 ms; docs/results/h100x1/README.md),
 # less than the device reference's launches and host synchronisations cost a process sharing the GPU with others
 # (LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0: the device reference for every case, as before; for comparisons)
 DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PRODUCTS", 1 << 25))
