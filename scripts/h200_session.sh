@@ -61,9 +61,9 @@
 #                  than one process gets in a call, so each runs on 4 xdist workers (--survivor-workers).
 # h1 (~9.5 min, one GPU and 16 cores): fuzzing rates by workers (4, 8, 15) and bundle size (8, 32), with the
 #                  cores' and the GPU's load per box; then one worker profiled among 14 fuzzing workers and alone.
-# h2, h3 (~9.5 min each, one GPU, back to back): h2 our whole suite at the gpu profile, cold cache, no durations, timed,
-#                  then fuzzing (15 workers, bundles of 8); h3 (~5 min) fuzzing with 15 workers, bundles of 8: the
-#                  reference as chosen (loops below 2^25 products), then the device reference for every case.
+# h2 (~9.5 min), h3 (~5 min), one GPU: h2 our whole suite at the gpu profile, cold cache, no durations, timed, then
+#                  fuzzing (15 workers, bundles of 8); h3 fuzzing with 15 workers, bundles of 8: the reference as
+#                  chosen (loops below 2^25 products), then the device reference for every case, side by side.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -323,7 +323,7 @@ h2)  # one GPU: our whole suite at the gpu profile, cold cache and no durations 
   WARMUP_MIN=0.75 BOX_MIN=1.25 RUNS="n_workers_bundle" timeout $((575 - SECONDS)) scripts/fuzz_throughput.sh \
     "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
   say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
-h3)  # one GPU, a fresh machine (the fifth session's last 7 minutes): the device reference's floor, side by side
+h3)  # one GPU (the fifth session ran it right after h2, on its cache): the device reference's floor, side by side
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   WARMUP_MIN=0.75 BOX_MIN=1.0 RUNS="n_workers_bundle device" timeout 280 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
     >"$res/fuzz.log" 2>&1
