@@ -242,6 +242,7 @@ OPS = [
         "qkv_lora_b_fwd",
         3,
         lambda R: st.tuples(
+            # q alone wide enough for the widest group
             feature_dim(80) | feature_dim(80) | near(column_edges(R, 3)) | widest_group(R), feature_dim(40)
         ).map(
             lambda qk: (*qk, qk[1])

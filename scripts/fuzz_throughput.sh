@@ -29,9 +29,9 @@ python3 - <<'PY' | tee "$out/setup.txt"
 import os, torch
 from lora_verify import layouts
 m = layouts._device_reference(layouts.DEVICE_REFERENCE) if layouts.DEVICE_REFERENCE else None
+device = f"{m.__name__} from {layouts.DEVICE_REFERENCE_MIN_PRODUCTS} products, below it " if m else ""
 print(f"device: {torch.cuda.get_device_name(0)} | cores: {os.cpu_count()} | "
-      f"reference on the GPU: {m.__name__ + f' from 2^{layouts.DEVICE_REFERENCE_MIN_PRODUCTS.bit_length() - 1} products, below it ' if m else ''}"
-      "loops (reference/loops.py, on the CPU)")
+      f"reference on the GPU: {device}loops (reference/loops.py, on the CPU)")
 PY
 cpu_times() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }  # busy and idle jiffies, all cores
 fuzz() {  # NAME MINUTES WORKERS BUNDLE [ENV...]
