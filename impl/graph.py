@@ -41,10 +41,12 @@ class GraphBatchBuffers:
     ``permutation`` of ``max_tokens`` entries (those past the live count hold the rows past it; never read),
     and a tile table long enough for any batch of the capacity (``segments.sorted_programs`` rows).
     Both share ``lora_ranks`` and ``scalings``; both have ``max_len = max_tokens`` and ``use_cuda_graph``.
+    ``counts``: the routing's per-chunk slot counts (``routing.count_chunks``), so that routing allocates nothing.
     """
 
     unsorted: LoRABatchInfo
     sorted: LoRABatchInfo
+    counts: torch.Tensor
 
     @classmethod
     def allocate(cls, max_tokens: int, max_seqs: int, num_slots: int, device) -> "GraphBatchBuffers":
@@ -76,7 +78,8 @@ class GraphBatchBuffers:
             tiles=torch.zeros((sorted_programs(max_tokens, num_slots), 3), **i32),
             **shared,
         )
-        return cls(unsorted, sorted_)
+        slots, _, chunks = routing.count_chunks(max_seqs, num_slots)
+        return cls(unsorted, sorted_, torch.empty((chunks, slots), **i32))
 
     @property
     def max_tokens(self) -> int:
@@ -118,13 +121,14 @@ class GraphBatchBuffers:
     def route(self) -> None:
         """Derives ``seg_indptr`` and the sorted layout from the per-sequence lengths and slots, in place.
 
-        No host sync, no allocation; capturable: a cumulative sum and ``routing.route``'s one launch, which
-        writes the sorted buffers directly.
+        No host sync, no allocation; capturable: a cumulative sum and ``routing.route``'s two launches, which
+        write the sorted buffers directly.
         """
         per_seq, sorted_ = self.unsorted, self.sorted
         torch.cumsum(per_seq.seg_lens, 0, dtype=torch.int32, out=per_seq.seg_indptr[1:])
         layout = (sorted_.permutation, sorted_.seg_lens, sorted_.seg_indptr, sorted_.tiles)
-        routing.route(per_seq.seg_indptr, per_seq.weight_indices, self.num_slots, self.max_tokens, out=layout)
+        args = (per_seq.seg_indptr, per_seq.weight_indices, self.num_slots, self.max_tokens)
+        routing.route(*args, out=layout, counts=self.counts)
 
 
 class GraphRunner:

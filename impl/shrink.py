@@ -104,12 +104,18 @@ def _shrink_kernel(
     if GROUP > 1:  # table tiles tile*GROUP onwards: one pass per slot among them, each weight chunk read once
         first = tile * GROUP
         rows, row_mask, slots = table_block(tiles, permutation, num_tiles, first, BLOCK_S, GROUP)
+        # the group's row counts, slots and ranks, loaded before the loop (not unrolled: a third of the compile
+        # time, docs/experiments/compile_group_cpu.txt); each pass picks its tile's from registers
+        g_ids = tl.arange(0, GROUP)
+        in_table = first + g_ids < num_tiles
+        lives = tl.load(tiles + (first + g_ids) * 3 + 1, mask=in_table, other=0)
+        group_slots = tl.load(tiles + (first + g_ids) * 3 + 2, mask=in_table, other=-1)
+        n_valids = stack_num * tl.load(lora_ranks + group_slots, mask=lives > 0, other=0)
         previous = -1
-        for g in tl.static_range(GROUP):
-            in_table = first + g < num_tiles
-            live = tl.load(tiles + (first + g) * 3 + 1, mask=in_table, other=0)
-            slot = tl.load(tiles + (first + g) * 3 + 2, mask=in_table, other=-1)
-            n_valid = stack_num * tl.load(lora_ranks + slot, mask=live > 0, other=0)
+        for g in range(GROUP):
+            live = tl.sum(tl.where(g_ids == g, lives, 0), 0)
+            slot = tl.sum(tl.where(g_ids == g, group_slots, 0), 0)
+            n_valid = tl.sum(tl.where(g_ids == g, n_valids, 0), 0)
             if (live > 0) & (slot != previous) & (n_tile * BLOCK_N < n_valid):  # a slot's tiles are adjacent
                 _shrink_rows(
                     x,

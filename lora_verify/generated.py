@@ -27,7 +27,7 @@ SOURCES = {  # file -> which functions: "jit" (every @triton.jit one) or a list 
     "impl/segments.py": (),
     "impl/shrink.py": (),
     "impl/expand.py": (),
-    "impl/routing.py": ("route", "sort_by_adapter"),
+    "impl/routing.py": ("count_chunks", "route", "sort_by_adapter"),
 }
 CLASSES = ("cmp", "mask", "exit", "other", "arith", "augassign")
 FLIP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
@@ -189,51 +189,51 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "base's masked lanes read 1.0 instead of 0.0: they are the lanes off the row or column mask, and the store "
         "of their result uses the same mask (out_mask): nothing of them is written"
     ),
-    "routing._segments.L30.other.0": (
+    "routing._segments.L37.other.0": (
         "a segment's start on the lanes past the sentinel (idx > num_segments) reads 1 instead of 0: its only uses are "
         "`rows`, which tl.where sets to 0 on those lanes, and _write_segment's start of its own segment s <= "
         "num_segments, a lane the mask keeps"
     ),
-    "routing._segments.L31.other.0": (
+    "routing._segments.L38.other.0": (
         "a segment's end on the lanes not real (idx >= num_segments) reads 1 instead of 0: tl.where(real, ..., "
         "num_tokens) replaces every such lane by num_tokens"
     ),
-    "routing._segments.L33.other.0": (
+    "routing._segments.L40.other.0": (
         "a segment's slot on the lanes not real reads 1 instead of 0: tl.where(real, ..., num_slots) replaces every "
         "such lane by num_slots"
     ),
-    "routing.route.L173.arith.0": (
-        "SEG_BLOCK from num_segments - 1 instead of + 1: it is only the width of the blocks in which every program "
-        "walks the segments (for first in range(0, num_segments + 1, SEG_BLOCK)), at least 1 by max(1, ...) and a "
-        "power of two either way; a narrower block takes more steps over the same segments, with the same sums"
+    "routing.count_chunks.L214.arith.0": (
+        "CHUNK from num_segments - 1 instead of + 1: it is only the width of the chunks the segments are taken in, "
+        "at least 1 by max(1, ...) and a power of two either way, and the chunk count follows from it "
+        "(cdiv(num_segments + 1, chunk)); narrower chunks, or two where one would do, give the same sums"
     ),
     "shrink._shrink_rows.L59.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past K they meet x lanes masked to 0.0 (the same k mask), adding"
         " 0 * 1; past the slot's columns they only feed accumulator columns whose store is masked (n_mask)"
     ),
-    "shrink._shrink_kernel.L111.other.0": (
+    "shrink._shrink_kernel.L112.other.0": (
         "a tile past the table gets slot 0 instead of -1; its row count is 0 there (other=0), so the call's "
         "condition (live > 0) fails, and every later tile of the group is past the table too: `previous` is never "
         "compared with a live tile's slot"
     ),
-    "shrink._shrink_kernel.L112.other.0": (
+    "shrink._shrink_kernel.L113.other.0": (
         "a tile with no rows gets n_valid = stack_num instead of 0; the call's condition needs live > 0, so n_valid"
         " of such a tile is never used"
     ),
-    "shrink._shrink_kernel.L113.cmp.0": (
+    "shrink._shrink_kernel.L119.cmp.0": (
         "live >= 0 instead of live > 0: a tile with no rows passes that term, but its n_valid is 0 (the rank's load"
         " is masked by live > 0, other=0), so n_tile * BLOCK_N < n_valid fails: no call"
     ),
-    "shrink._shrink_kernel.L113.cmp.2": (
+    "shrink._shrink_kernel.L119.cmp.2": (
         "n_tile * BLOCK_N <= n_valid instead of <: the one extra column tile starts at n_valid, so its column mask "
         "is all false: W is not read, no partial is stored"
     ),
-    "shrink._shrink_kernel.L152.cmp.0": (
+    "shrink._shrink_kernel.L158.cmp.0": (
         "rows_left < 0 instead of <= 0: a program with no rows runs on, but its row mask is all false, so x is not "
         "read and the partials' store is masked; its W loads stay in a valid slot's weights (an idle table tile is "
         "slot 0; without a table the slot is its segment's)"
     ),
-    "shrink._shrink_kernel.L152.cmp.1": (
+    "shrink._shrink_kernel.L158.cmp.1": (
         "n_tile * BLOCK_N > n_valid instead of >=: the program whose column tile starts at n_valid runs on with an "
         "all-false column mask: W is not read, no partial is stored"
     ),
@@ -307,7 +307,7 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "(num_segments + 1 entries); the sum that finds the program's segment masks it again (idx < "
         "num_segments) and the segment's start is picked at idx == seg < num_segments: the value is never used"
     ),
-    "shrink._shrink_kernel.L152.exit.1": (
+    "shrink._shrink_kernel.L158.exit.1": (
         "the exit only saves work: without it a program with no rows left has an all-false row mask and one past "
         "the slot's columns an all-false column mask, so every load it makes of x is masked, its W loads stay in "
         "the slot's own (valid) weights, and its one store (the partials) is masked: the same cells are written"

@@ -27,6 +27,7 @@ KERNELS = {  # observed kernel -> its module
     "_shrink_kernel": "impl.shrink",
     "_sum_splits_kernel": "impl.shrink",
     "_expand_kernel": "impl.expand",
+    "_count_kernel": "impl.routing",
     "_route_kernel": "impl.routing",
 }
 
@@ -120,23 +121,38 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
     )
 
 
+def _segment_list(a: dict) -> tuple:
+    """The per-sequence segments' lengths and slots (the sentinel not among them)."""
+    n = a["num_segments"]
+    indptr, slots = a["seg_indptr"][: n + 1].tolist(), a["weight_indices"][:n].tolist()
+    return [hi - lo for lo, hi in zip(indptr, indptr[1:], strict=False)], slots, indptr[n]
+
+
+def _facts_count(a: dict, grid: tuple) -> dict:
+    """The chunks of segments (the sentinel counted) the counting kernel takes, ``CHUNK`` each, over ``SLOTS`` bins."""
+    return dict(chunk_padded=(a["num_segments"] + 1) % a["CHUNK"] != 0, slots_padded=a["num_slots"] < a["SLOTS"])
+
+
 def _facts_route(a: dict, grid: tuple) -> dict:
     """The per-sequence segments (the sentinel segment of rows past the live count last), the slots' rows and
-    tiles, and the blocks the kernel takes them in: segments ``SEG_BLOCK`` at a time, slots ``SLOTS`` at once,
-    permutation entries ``ROWS_PER_STEP * BLOCK_S`` and table rows ``ROWS_PER_STEP`` at a time."""
-    n, num_slots, block_s, seg_block = a["num_segments"], a["num_slots"], a["BLOCK_S"], a["SEG_BLOCK"]
-    indptr, slots = a["seg_indptr"][: n + 1].tolist(), a["weight_indices"][:n].tolist()
-    lens = [hi - lo for lo, hi in zip(indptr, indptr[1:], strict=False)]
-    live = [(length, s) for length, s in zip(lens, slots, strict=True) if length]
-    counts = [sum(length for length, s in live if s == slot) for slot in range(num_slots)]
-    segments = [sum(1 for _, s in live if s == slot) for slot in range(num_slots)]
+    tiles, and the blocks the kernel takes them in: the chunks' counts ``CHUNK_ROWS`` at a time, permutation
+    entries ``ROWS_PER_STEP * BLOCK_S`` and table rows ``ROWS_PER_STEP`` at a time."""
+    num_slots, block_s, chunk = a["num_slots"], a["BLOCK_S"], a["CHUNK"]
+    lens, slots, live_rows = _segment_list(a)
+    live = [(i, length, s) for i, (length, s) in enumerate(zip(lens, slots, strict=True)) if length]
+    counts = [sum(length for _, length, s in live if s == slot) for slot in range(num_slots)]
+    segments = [sum(1 for *_, s in live if s == slot) for slot in range(num_slots)]
+    chunks_of_slot = [{i // chunk for i, _, s in live if s == slot} for slot in range(num_slots)]
     tiles = sum(triton.cdiv(c, block_s) for c in counts)
     step = int(importlib.import_module(KERNELS["_route_kernel"]).ROWS_PER_STEP)
-    past_live = a["num_tokens"] - indptr[n]
+    past_live = a["num_tokens"] - live_rows
+    one_chunk = a["ONE_CHUNK"]
     return dict(
-        segment_blocks=triton.cdiv(n + 1, seg_block),
-        segments_padded=(n + 1) % seg_block != 0,
+        one_chunk=one_chunk,
         slots_padded=num_slots < a["SLOTS"],
+        count_steps=0 if one_chunk else triton.cdiv(a["num_chunks"], a["CHUNK_ROWS"]),
+        count_steps_padded=not one_chunk and a["num_chunks"] % a["CHUNK_ROWS"] != 0,
+        slot_across_chunks=max(map(len, chunks_of_slot), default=0) > 1,
         empty_segment=0 in lens,
         absent_slot=0 in counts,
         shared_slot=max(segments, default=0) > 1,
@@ -152,6 +168,7 @@ FACTS = {
     "_shrink_kernel": _facts_shrink,
     "_sum_splits_kernel": _facts_sum,
     "_expand_kernel": _facts_expand,
+    "_count_kernel": _facts_count,
     "_route_kernel": _facts_route,
 }
 
@@ -304,10 +321,14 @@ def _regimes():
     blocks = sorted({expand.expand_blocks(r)[1] for r in range(1, RANK_LIMIT + 1)})  # the ranks the CPU suite draws
     out += [Regime("_expand_kernel", f"rank block BLOCK_K {b}", lambda f, b=b: f["block_k"] == b, MIN) for b in blocks]
     out += [
-        Regime("_route_kernel", "segments in one SEG_BLOCK", lambda f: f["segment_blocks"] == 1, MIN),
-        Regime("_route_kernel", "segments in several SEG_BLOCKs", lambda f: f["segment_blocks"] > 1, MIN),
-        Regime("_route_kernel", "last SEG_BLOCK padded", lambda f: f["segments_padded"], MIN),
+        Regime("_count_kernel", "last chunk padded", lambda f: f["chunk_padded"], MIN),
+        Regime("_count_kernel", "slots padded to SLOTS", lambda f: f["slots_padded"], MIN),
+        Regime("_route_kernel", "segments in one chunk (counted in place)", lambda f: f["one_chunk"], MIN),
         Regime("_route_kernel", "slots padded to SLOTS", lambda f: f["slots_padded"], MIN),
+        Regime("_route_kernel", "chunk counts in one step", lambda f: f["count_steps"] == 1, MIN),
+        Regime("_route_kernel", "chunk counts in several steps", lambda f: f["count_steps"] > 1, MIN),
+        Regime("_route_kernel", "last step of chunk counts padded", lambda f: f["count_steps_padded"], MIN),
+        Regime("_route_kernel", "a slot's segments in several chunks", lambda f: f["slot_across_chunks"], MIN),
         Regime("_route_kernel", "an empty segment", lambda f: f["empty_segment"], MIN),
         Regime("_route_kernel", "an absent slot", lambda f: f["absent_slot"], MIN),
         Regime("_route_kernel", "segments sharing a slot", lambda f: f["shared_slot"], MIN),

@@ -64,6 +64,15 @@
 # h2 (~9.5 min), h3 (~5 min), one GPU: h2 our whole suite at the gpu profile, cold cache, no durations, timed, then
 #                  fuzzing (15 workers, bundles of 8); h3 fuzzing with 15 workers, bundles of 8: the reference as
 #                  chosen (loops below 2^25 products), then the device reference for every case, side by side.
+# h5 (~6 min, one GPU; .carry/main_tree = `git archive 6b651c6 impl`, the kernels before the sixth session): this
+#                  tree's two-launch routing against the one-launch one, every batch of the full grid, bit for bit
+#                  (benchmarks/compare.py --routing); then the shrinks (the grouped loop no longer unrolled),
+#                  decode shapes of the small grid, both layouts.
+# h6 (~9.5 min, one GPU): h5's comparisons again on this tree (the routing of one chunk in one launch, the grouped
+#                  shrink's table loads before its loop), then h2 on it: our whole suite at the gpu profile, cold
+#                  cache, no durations, stopped at 570 s of the phase.
+# h7 (~9.5 min, one GPU, on h6's warm cache): the fuzzing rate (15 workers, bundles of 8, a one-minute box), then
+#                  routing's generated mutants compiled (memcheck for strays) while the call has time.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -328,6 +337,37 @@ h3)  # one GPU (the fifth session ran it right after h2, on its cache): the devi
   WARMUP_MIN=0.75 BOX_MIN=1.0 RUNS="n_workers_bundle device" timeout 280 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
     >"$res/fuzz.log" 2>&1
   say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
+h5)  # one GPU: the sixth session's kernel edits, each against the kernels before it, side by side
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  timeout 200 python3 -m benchmarks.compare .carry/main_tree --routing --grid full >"$res/routing_compare.log" 2>&1
+  say "routing, two launches against one: exit $?"; cat "$res/routing_compare.log" >>"$out/$phase.txt"
+  timeout $((560 - SECONDS)) python3 -m benchmarks.compare .carry/main_tree --ops shrink,qkv_shrink,gate_up_shrink \
+    >"$res/shrink_compare.log" 2>&1
+  say "shrinks, grouped loop not unrolled: exit $?"; grep -E "geomean|1024/" "$res/shrink_compare.log" >>"$out/$phase.txt" ;;
+h6)  # one GPU: h5's comparisons on this tree (the routing's one-chunk path, the grouped shrink's loads before its
+  # loop), then h2 on it: our whole suite at the gpu profile, cold cache, no durations
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
+  timeout 100 python3 -m benchmarks.compare .carry/main_tree --routing --grid full >"$res/routing_compare.log" 2>&1
+  say "routing against the one-launch routing: exit $?"; cat "$res/routing_compare.log" >>"$out/$phase.txt"
+  timeout 100 python3 -m benchmarks.compare .carry/main_tree --ops shrink,qkv_shrink,gate_up_shrink \
+    >"$res/shrink_compare.log" 2>&1
+  say "shrinks, grouped loop not unrolled: exit $?"; grep -E "geomean|1024/" "$res/shrink_compare.log" >>"$out/$phase.txt"
+  rm -rf "$TRITON_CACHE_DIR" .out/durations.json
+  LORA_SGLANG=$LORA_SGLANG_PEERS $stop $((570 - SECONDS)) scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
+  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
+  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
+  cp .out/durations.json "$res/durations.json" ;;
+h7)  # one GPU, right after h6 on its cache: the fuzzing rate on this tree, then routing's generated mutants compiled
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  WARMUP_MIN=0.25 BOX_MIN=1.0 RUNS="n_workers_bundle" timeout 200 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
+    >"$res/fuzz.log" 2>&1
+  say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt"
+  names=$(python3 -c "from pathlib import Path; from lora_verify import generated
+print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith('routing.py') and not m.equivalent))")
+  timeout -s INT -k 20 $((565 - SECONDS)) python3 -m lora_verify mutants --generated --only $names --compiled \
+    --memcheck --parallel-sanity --budget $((540 - SECONDS)) -j 14 --cpu-json docs/mutants_generated_cpu.json \
+    --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
+  say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn

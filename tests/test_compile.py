@@ -50,12 +50,18 @@ CASES = {
         *EXPAND,
         dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
     ),
-    "route": (
-        "impl.routing",
-        "_route_kernel",
-        dict(seg_indptr=P32, weight_indices=P32, permutation=P32, seg_lens_out=P32, seg_indptr_out=P32, table=P32),
-        dict(SLOTS=64, SEG_BLOCK=128, BLOCK_S=16),
-    ),
+    **{
+        f"route-{name}": (
+            "impl.routing",
+            "_route_kernel",
+            dict(seg_indptr=P32, weight_indices=P32, chunk_counts=P32, permutation=P32, seg_lens_out=P32,
+                 seg_indptr_out=P32, table=P32),
+            dict(SLOTS=64, CHUNK=128, CHUNK_ROWS=rows, ONE_CHUNK=rows == 1, BLOCK_S=16),
+        )
+        for name, rows in (("one-chunk", 1), ("chunks", 16))
+    },
+    "count": ("impl.routing", "_count_kernel", dict(seg_indptr=P32, weight_indices=P32, chunk_counts=P32),
+              dict(SLOTS=64, CHUNK=128)),
 }
 
 

@@ -25,12 +25,14 @@ from lora_verify.inputs import batch_info_of
 from lora_verify.strategies import Batch, Dims, Seq, Slot, Values, near, sequence_lists, slot_pools
 
 STEP_ROWS = int(ROWS_PER_STEP) * BLOCK_S  # permutation entries (rows of tiles) one step of the routing kernel writes
-WIDE_SLOTS = (65, 80)  # slots of a wide batch: the kernel's SLOTS is 128, its SEG_BLOCK 64 (impl.routing.route)
+# slots of a wide batch: SLOTS 128, chunks of 64 segments (impl.routing.count_chunks), so 64-96 segments
+# make 2 chunks; of a very wide one: SLOTS 1024, chunks of 8, so 9-13 chunks, their counts read 8 at a time
+WIDE_SLOTS, VERY_WIDE_SLOTS = (65, 80), (513, 540)
 
 
-def wide_batches():
-    """A decode-like batch of many short segments on many slots: more segments than one SEG_BLOCK of the kernel."""
-    return st.integers(*WIDE_SLOTS).flatmap(
+def wide_batches(slots=WIDE_SLOTS):
+    """A decode-like batch of many short segments on many slots: segments in several of the routing's chunks."""
+    return st.integers(*slots).flatmap(
         lambda n: st.tuples(
             st.just(tuple(Slot(a % 5, 1.0) for a in range(n))),  # rank-0 slots among them
             st.lists(st.builds(Seq, st.integers(0, 3), st.integers(0, n - 1)), min_size=64, max_size=96).map(tuple),
@@ -40,8 +42,9 @@ def wide_batches():
 
 @st.composite
 def routed_batches(draw):
-    if draw(st.integers(0, 4)) == 0:
-        slots, seqs = draw(wide_batches())
+    kind = draw(st.integers(0, 4))
+    if kind < 2:
+        slots, seqs = draw(wide_batches((WIDE_SLOTS, VERY_WIDE_SLOTS)[kind]))
     else:
         slots = draw(slot_pools(max_rank=4, max_slots=8))
         seqs = draw(sequence_lists(len(slots), max_seqs=12))
