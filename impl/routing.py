@@ -217,8 +217,8 @@ def count_chunks(num_segments: int, num_slots: int) -> tuple:
 
 def route(seg_indptr, weight_indices, num_slots: int, num_tokens: int, out=None, counts=None):
     """``(permutation, seg_lens, seg_indptr, tiles)`` of the sorted layout, in one launch for a batch of one
-    chunk of segments (``count_chunks``), two otherwise; written into ``out``
-    (four tensors of those shapes) when given, through ``counts`` (``count_chunks``' buffer) when given.
+    chunk of segments (``count_chunks``), two otherwise; written into ``out`` (four tensors of those shapes)
+    when given, the chunks' counts into ``counts`` (``count_chunks``' shape) when given.
 
     ``permutation`` has ``num_tokens`` entries (a capacity may exceed the live count; the rows past it keep
     their places at the end); segment ``a`` is slot ``a``, empty when the slot is absent. ``tiles`` has
