@@ -42,7 +42,7 @@ def main():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     for _ in range(args.repeat):
         for tree in trees:
-            env.update(TRITON_CACHE_DIR=tempfile.mkdtemp(), PYTHONPATH=os.pathsep.join(map(str, {tree: 0, ROOT: 0})))
+            env.update(TRITON_CACHE_DIR=tempfile.mkdtemp(), PYTHONPATH=os.pathsep.join([str(tree), str(ROOT)]))
             code = f"from benchmarks.compile_time import child; child({args.cases.split(',')!r})"
             subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True)
 

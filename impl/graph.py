@@ -121,7 +121,7 @@ class GraphBatchBuffers:
     def route(self) -> None:
         """Derives ``seg_indptr`` and the sorted layout from the per-sequence lengths and slots, in place.
 
-        No host sync, no allocation; capturable: a cumulative sum and ``routing.route``'s two launches, which
+        No host sync, no allocation; capturable: a cumulative sum and ``routing.route``'s one or two launches, which
         write the sorted buffers directly.
         """
         per_seq, sorted_ = self.unsorted, self.sorted
