@@ -2,12 +2,12 @@
 
 Times this tree's ``impl`` (or the one under ``--new DIR``) and another copy of the package (``OLD_IMPL_DIR``,
 e.g. made with ``git archive HEAD~1 impl | tar -x -C /tmp/old``: the folder that holds ``impl/``) in one
-process, on the decode shapes of a benchmark grid (``lora_verify.bench``), both layouts, CUDA-graph replay,
-median, the two alternating shape by shape so that clock drift hits both alike. Prints per operation and
-layout the time of each, new / old per shape and the geometric mean of new / old; checks first that both
-give the same output bit for bit (the ``sorted == unsorted`` and batch-invariance properties make that
-expected of a re-tiling). ``--routing`` times the two ``sort_by_adapter`` instead, on every batch of the grid
-(decode and prefill), and checks that they give the same permutation, segments and tile table.
+process, on the decode shapes of a benchmark grid (``lora_verify.bench``; ``--shapes``: prefill, all), both
+layouts, CUDA-graph replay, median, the two alternating shape by shape so that clock drift hits both alike.
+Prints per operation and layout the time of each, new / old per shape and the geometric mean of new / old;
+checks first that both give the same output bit for bit (the ``sorted == unsorted`` and batch-invariance
+properties make that expected of a re-tiling). ``--routing`` times the two ``sort_by_adapter`` instead, on every
+batch of the grid (decode and prefill), and checks that they give the same permutation, segments and tile table.
 """
 
 import argparse
@@ -41,12 +41,13 @@ def main():
     parser.add_argument("--rep", type=int, default=20, help="ms of calls per CUDA-graph replay")
     parser.add_argument("--grid", choices=grid.GRIDS, default="small", help="whose decode shapes")
     parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
+    parser.add_argument("--shapes", choices=("decode", "prefill", "all"), default="decode", help="which of the grid's")
     parser.add_argument("--routing", action="store_true", help="time the two routings instead of the kernels")
     args = parser.parse_args()
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
     old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
-    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid]) if s.phase == "decode"]
+    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid]) if args.shapes in ("all", s.phase)]
     print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
           f"old = {Path(old.__file__).parent}")
     if args.routing:
