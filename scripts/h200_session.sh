@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device session's GPU work, in phases that each fit one 10-minute call (the device tool's limit), from the
-# repository root with .carry (the releases' and peers' kernel files) carried:
+# repository root with .carry (the releases' and peers' kernel files; scripts/carry.sh fills it) carried:
 #
 #   scripts/h200_session.sh PHASE OUTDIR
 #
