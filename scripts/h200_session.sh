@@ -387,6 +387,7 @@ h8)  # one GPU: the branch's kernel edits against main's, side by side, then eac
     cmp -s "impl/$3" ".out/variants/$1/impl/$3" && say "variant $1: the constant was not found, the copy is unchanged"
   }
   variant fuse_off 's/^FUSE_MIN_PROGRAMS = .*/FUSE_MIN_PROGRAMS = 1 << 40/' shrink.py
+  variant group_off 's/^GROUP, GROUP_MIN_ROWS, .*/GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1 << 40, 128/' shrink.py
   variant rows_off 's/^ROW_TILES, ROW_TILES_MIN_ROWS, .*/ROW_TILES, ROW_TILES_MIN_ROWS, ROW_TILES_MIN_SLOT_ROWS = 4, 1 << 40, 64/' expand.py
   variant rows_1024 's/^ROW_TILES, ROW_TILES_MIN_ROWS, .*/ROW_TILES, ROW_TILES_MIN_ROWS, ROW_TILES_MIN_SLOT_ROWS = 4, 1024, 128/' expand.py
   timeout 330 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 --ops $ops \
@@ -398,9 +399,13 @@ h8)  # one GPU: the branch's kernel edits against main's, side by side, then eac
   timeout $((500 - SECONDS)) python3 -m benchmarks.compare .out/variants/rows_1024 --grid full --rep 10 \
     --ops expand,gate_up_expand >"$res/compare_rows_1024.log" 2>&1
   say "grouped rows from 256 rows against from 1024, decode: exit $?"; grep geomean "$res/compare_rows_1024.log" >>"$out/$phase.txt"
-  timeout $((565 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --grid full --shapes prefill --rep 10 \
-    --ops shrink,down_shrink,qkv_shrink >"$res/compare_fuse.log" 2>&1
-  say "splits summed in the program against a second kernel, prefill: exit $?"; grep geomean "$res/compare_fuse.log" >>"$out/$phase.txt" ;;
+  timeout $((535 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --grid full --shapes prefill --rep 10 \
+    --ops shrink,down_shrink >"$res/compare_fuse.log" 2>&1
+  say "splits summed in the program against a second kernel, prefill: exit $?"; grep geomean "$res/compare_fuse.log" >>"$out/$phase.txt"
+  timeout $((570 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --new .out/variants/group_off \
+    --grid full --shapes prefill --rep 10 --ops shrink,down_shrink >"$res/compare_fuse_ungrouped.log" 2>&1
+  say "summed in the program, tiles not grouped, against a second kernel, prefill: exit $?"
+  grep geomean "$res/compare_fuse_ungrouped.log" >>"$out/$phase.txt" ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
   LORA_SGLANG=$LORA_SGLANG_PEERS $stop 570 scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
