@@ -47,7 +47,7 @@ def main():
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
     old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
-    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid]) if args.shapes in ("all", s.phase)]
+    shapes = grid.shapes(grid.GRIDS[args.grid], phase=args.shapes)
     print(f"{torch.cuda.get_device_name()}, Triton {triton.__version__}; new = {Path(new.__file__).parent}, "
           f"old = {Path(old.__file__).parent}")
     if args.routing:

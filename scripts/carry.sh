@@ -7,8 +7,7 @@
 #                        csgmv and triton_v2 backends) and its version files, from `pip download --no-deps`
 # .carry/vllm            vLLM 0.33.0's four Triton LoRA op files (LORA_VLLM; the wheel is ~340 MB, only these kept)
 # .carry/main_tree       `git archive MAIN_REV impl` (default main, or origin/main in a clone): the kernels a branch
-#                        is timed against
-#                        (python -m benchmarks.compare .carry/main_tree)
+#                        is timed against (python -m benchmarks.compare .carry/main_tree)
 # Each kernel folder gets a MANIFEST of its files' sha256. Nothing already present is downloaded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -104,6 +104,13 @@ say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
 
+cold_suite() {  # LIMIT: our whole suite at the gpu profile, 15 workers, into a cold Triton cache and no durations
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
+  LORA_SGLANG=$LORA_SGLANG_PEERS $stop "$1" scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
+  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
+  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
+  cp .out/durations.json "$res/durations.json"
+}
 mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE: the generated mutants docs/mutants_generated_gpu.json lacks, compiled
   # (memcheck for strays), in two runs side by side: the expected survivors (the control among them), each on 4
   # xdist workers, on all but the last 8 cores; the others, one process each, on those 8. Out: $res/mutants_gpu.json
@@ -334,11 +341,7 @@ h1)  # one GPU, 16 cores (the machine lent in the fifth session): where 15 fuzzi
   say "profile alone: exit $?"; head -30 "$res/profile_alone/profile.txt" >>"$out/$phase.txt" 2>/dev/null
   ;;
 h2)  # one GPU: our whole suite at the gpu profile, cold cache and no durations (issue 21's 5 minutes), then fuzzing
-  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
-  LORA_SGLANG=$LORA_SGLANG_PEERS $stop 420 scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
-  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
-  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
-  cp .out/durations.json "$res/durations.json"
+  cold_suite 420
   WARMUP_MIN=0.75 BOX_MIN=1.25 RUNS="n_workers_bundle" timeout $((575 - SECONDS)) scripts/fuzz_throughput.sh \
     "$res/fuzz" 15 8 >"$res/fuzz.log" 2>&1
   say "fuzz: exit $?"; cat "$res/fuzz.log" >>"$out/$phase.txt" ;;
@@ -362,11 +365,7 @@ h6)  # one GPU: h5's comparisons on this tree (the routing's one-chunk path, the
   timeout 100 python3 -m benchmarks.compare .carry/main_tree --ops shrink,qkv_shrink,gate_up_shrink \
     >"$res/shrink_compare.log" 2>&1
   say "shrinks, grouped loop not unrolled: exit $?"; grep -E "geomean|1024/" "$res/shrink_compare.log" >>"$out/$phase.txt"
-  rm -rf "$TRITON_CACHE_DIR" .out/durations.json
-  LORA_SGLANG=$LORA_SGLANG_PEERS $stop $((570 - SECONDS)) scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
-  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
-  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
-  cp .out/durations.json "$res/durations.json" ;;
+  cold_suite $((570 - SECONDS)) ;;
 h7)  # one GPU, right after h6 on its cache: the fuzzing rate on this tree, then routing's generated mutants compiled
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   WARMUP_MIN=0.25 BOX_MIN=1.0 RUNS="n_workers_bundle" timeout 200 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
@@ -407,11 +406,7 @@ h8)  # one GPU: the branch's kernel edits against main's, side by side, then eac
   say "summed in the program, tiles not grouped, against a second kernel, prefill: exit $?"
   grep geomean "$res/compare_fuse_ungrouped.log" >>"$out/$phase.txt" ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
-  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; rm -rf "$TRITON_CACHE_DIR" .out/durations.json
-  LORA_SGLANG=$LORA_SGLANG_PEERS $stop 570 scripts/gpu_suite.sh "$res/suite" 15 >"$res/gpu_suite.log" 2>&1
-  say "our suite, gpu profile, cold cache, no durations: exit $?; $(cat "$res/suite/time.txt" 2>/dev/null)"
-  grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
-  cp .out/durations.json "$res/durations.json" ;;
+  cold_suite 570 ;;
 h10)  # one GPU: the full grid against every peer
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout 570 python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     --budget-s 480 --out "$res/bench" >"$res/bench.log" 2>&1

@@ -102,6 +102,10 @@ def test_grids():
     down = next(b for layer, b, _ in full[0] if layer.name == "70b" and b.label == "down_shrink")
     assert down.dims.k == 28672
     assert grid.select_ops("qkv,down") == ["qkv_shrink", "down_shrink", "qkv_expand"]
+    by_phase = {p: grid.shapes(grid.GRIDS["full"], phase=p) for p in ("all", "decode", "prefill")}
+    assert [len(by_phase[p]) for p in by_phase] == [42, 36, 6]
+    assert by_phase["all"] == by_phase["decode"] + by_phase["prefill"]
+    assert {s.phase for s in by_phase["prefill"]} == {"prefill"}
 
 
 def check_timed_tables(json_path, out):

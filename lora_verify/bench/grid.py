@@ -62,17 +62,17 @@ class Shape:
         return [i % self.adapters for i in range(self.seqs)]
 
 
-def shapes(grid: Grid, quick: bool = False, tiny: bool = False) -> list:
-    """The grid's batch shapes, decode first; ``quick``: the first and last decode shape and one prefill."""
+def shapes(grid: Grid, quick: bool = False, tiny: bool = False, phase: str = "all") -> list:
+    """The grid's batch shapes, decode first; ``quick``: the first and last decode shape and one prefill;
+    ``phase``: "decode" or "prefill" for those alone."""
     if tiny:
         decode = [Shape("decode", b, 1, a, 16) for b in (4, 8) for a in (1, 3)]
         prefill = [Shape("prefill", 2, 8, 2, 16)]
     else:
         decode = [Shape("decode", b, 1, a, r) for b in DECODE_TOKENS for a in DECODE_ADAPTERS for r in grid.ranks]
         prefill = [Shape("prefill", *p) for p in grid.prefill]
-    if quick:
-        return [decode[0], decode[-1], prefill[1 % len(prefill)]]
-    return decode + prefill
+    picked = [decode[0], decode[-1], prefill[1 % len(prefill)]] if quick else decode + prefill
+    return [s for s in picked if phase in ("all", s.phase)]
 
 
 def layers(grid: Grid, tiny: bool = False, only=None) -> list:
