@@ -185,7 +185,7 @@ def sample(mutants: list, size: int, seed: int) -> list:
 
 
 EQUIVALENT = {  # name -> why no input of the contract can tell it from the original (docs/mutants.md)
-    "expand._expand_kernel.L94.other.0": (
+    "expand._expand_rows.L77.other.0": (
         "base's masked lanes read 1.0 instead of 0.0: they are the lanes off the row or column mask, and the store "
         "of their result uses the same mask (out_mask): nothing of them is written"
     ),
@@ -207,60 +207,60 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "at least 1 by max(1, ...) and a power of two either way, and the chunk count follows from it "
         "(cdiv(num_segments + 1, chunk)); narrower chunks, or two where one would do, give the same sums"
     ),
-    "shrink._shrink_rows.L59.other.0": (
+    "shrink._shrink_rows.L69.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past K they meet x lanes masked to 0.0 (the same k mask), adding"
         " 0 * 1; past the slot's columns they only feed accumulator columns whose store is masked (n_mask)"
     ),
-    "shrink._shrink_kernel.L112.other.0": (
+    "shrink._shrink_kernel.L128.other.0": (
         "a tile past the table gets slot 0 instead of -1; its row count is 0 there (other=0), so the call's "
         "condition (live > 0) fails, and every later tile of the group is past the table too: `previous` is never "
         "compared with a live tile's slot"
     ),
-    "shrink._shrink_kernel.L113.other.0": (
+    "shrink._shrink_kernel.L129.other.0": (
         "a tile with no rows gets n_valid = stack_num instead of 0; the call's condition needs live > 0, so n_valid"
         " of such a tile is never used"
     ),
-    "shrink._shrink_kernel.L119.cmp.0": (
+    "shrink._shrink_kernel.L135.cmp.0": (
         "live >= 0 instead of live > 0: a tile with no rows passes that term, but its n_valid is 0 (the rank's load"
         " is masked by live > 0, other=0), so n_tile * BLOCK_N < n_valid fails: no call"
     ),
-    "shrink._shrink_kernel.L119.cmp.2": (
+    "shrink._shrink_kernel.L135.cmp.2": (
         "n_tile * BLOCK_N <= n_valid instead of <: the one extra column tile starts at n_valid, so its column mask "
         "is all false: W is not read, no partial is stored"
     ),
-    "shrink._shrink_kernel.L158.cmp.0": (
+    "shrink._shrink_kernel.L175.cmp.0": (
         "rows_left < 0 instead of <= 0: a program with no rows runs on, but its row mask is all false, so x is not "
         "read and the partials' store is masked; its W loads stay in a valid slot's weights (an idle table tile is "
         "slot 0; without a table the slot is its segment's)"
     ),
-    "shrink._shrink_kernel.L158.cmp.1": (
+    "shrink._shrink_kernel.L175.cmp.1": (
         "n_tile * BLOCK_N > n_valid instead of >=: the program whose column tile starts at n_valid runs on with an "
         "all-false column mask: W is not read, no partial is stored"
     ),
-    "expand._expand_kernel.L71.cmp.1": (
+    "expand._expand_kernel.L186.cmp.1": (
         "rows_left < 0 instead of <= 0: a program with no rows runs on with an all-false row mask: x, base and the "
         "output are masked; W is read from a valid slot (an idle table tile is slot 0; without a table its "
         "segment's), and nothing is stored"
     ),
-    "expand._expand_kernel.L73.cmp.0": (
+    "expand._expand_kernel.L151.cmp.0": (
         "n_first * BLOCK_N > n_width instead of >=: when equal, n_end = min(n_first + group_size, cdiv(n_width, "
         "BLOCK_N)) = n_first, so the column loop runs no iteration: only x and the scaling are read"
     ),
-    "expand._expand_kernel.L73.exit.1": (
+    "expand._expand_kernel.L151.exit.1": (
         "without the exit a program whose first column tile is past its slice's width reaches a column loop whose "
         "end, min(n_first + group_size, cdiv(n_width, BLOCK_N)), is at or before n_first: no iteration, nothing "
         "stored"
     ),
-    "expand._expand_kernel.L78.other.0": (
+    "expand._expand_rows.L61.other.0": (
         "x's masked lanes read 1.0 instead of 0.0: past the rank they meet W lanes that are 0.0 on both load paths "
         "(tl.where on the rank mask, or the load's mask), adding 1 * 0; rows off the row mask feed only outputs "
         "whose store is masked"
     ),
-    "expand._expand_kernel.L88.other.0": (
+    "expand._expand_rows.L71.other.0": (
         "W's column-masked lanes read 1.0 instead of 0.0 (the rank's lanes are zeroed by the tl.where after the "
         "load): they feed only accumulator columns past the slice's width, whose store is masked (n_mask)"
     ),
-    "expand._expand_kernel.L90.other.0": (
+    "expand._expand_rows.L73.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past the rank they meet x lanes masked to 0.0 (the same rank "
         "mask), adding 0 * 1; past the slice's width they feed only columns whose store is masked"
     ),
@@ -271,7 +271,7 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
     "segments.table_block.L101.other.0": (
         "masked-off lanes take row 1 instead of 0; every use of a row is and-ed with the same row mask"
     ),
-    "shrink._shrink_rows.L58.other.0": (
+    "shrink._shrink_rows.L68.other.0": (
         "x's masked lanes read 1.0 instead of 0.0: past K they meet W lanes masked to 0.0 (the same k mask), "
         "adding 1 * 0; in rows off the row mask they only feed accumulator rows whose store is masked"
     ),
@@ -307,7 +307,7 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "(num_segments + 1 entries); the sum that finds the program's segment masks it again (idx < "
         "num_segments) and the segment's start is picked at idx == seg < num_segments: the value is never used"
     ),
-    "shrink._shrink_kernel.L158.exit.1": (
+    "shrink._shrink_kernel.L175.exit.1": (
         "the exit only saves work: without it a program with no rows left has an all-false row mask and one past "
         "the slot's columns an all-false column mask, so every load it makes of x is masked, its W loads stay in "
         "the slot's own (valid) weights, and its one store (the partials) is masked: the same cells are written"
