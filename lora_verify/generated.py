@@ -224,6 +224,33 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "live >= 0 instead of live > 0: a tile with no rows passes that term, but its n_valid is 0 (the rank's load"
         " is masked by live > 0, other=0), so n_tile * BLOCK_N < n_valid fails: no call"
     ),
+    "shrink._sum_splits_kernel.L215.other.0": (
+        "the first partial's masked lanes read 1.0 instead of 0.0: they are the lanes past the live rows, and the "
+        "store uses the same mask (live): nothing of them is written"
+    ),
+    "shrink._sum_splits_kernel.L217.other.0": (
+        "a later partial's masked lanes read 1.0 instead of 0.0: lanes past the live rows are never stored, and a "
+        "padded split (s >= splits) is dropped by the tl.where on s < splits that follows"
+    ),
+    "shrink._sum_splits_kernel.L218.cmp.0": (
+        "s <= splits instead of <: the one padded split s == splits is added, as 0.0 (its load is masked by "
+        "s < splits); total + 0.0 == total unless total is -0.0, and no partial of a defined cell is: each is a "
+        "float32 sum started at +0.0 (tl.zeros), and a round-to-nearest sum is -0.0 only when both terms are (the "
+        "partials no program writes, as torch.empty left them, are of cells past stack_num*r: undefined)"
+    ),
+    "expand._expand_kernel.L127.other.0": (
+        "a tile past the table gets slot 0 instead of -1; its row count is 0 there (other=0), so the pass's "
+        "condition (live > 0) fails, its rank's load is masked (lives > 0), and every later tile of the group is "
+        "past the table too: `previous` is never compared with a live tile's slot (as the grouped shrink's)"
+    ),
+    "expand._expand_kernel.L128.other.0": (
+        "a tile with no rows gets rank 1 instead of 0; the pass's condition needs live > 0, so the rank of such a "
+        "tile is never used (as the grouped shrink's n_valid)"
+    ),
+    "expand._expand_kernel.L159.cmp.0": (
+        "live >= 0 instead of live > 0: a tile with no rows passes that term, but its rank is 0 (the rank's load is "
+        "masked by lives > 0, other=0), so rank > 0 fails: no pass"
+    ),
     "shrink._shrink_kernel.L135.cmp.2": (
         "n_tile * BLOCK_N <= n_valid instead of <: the one extra column tile starts at n_valid, so its column mask "
         "is all false: W is not read, no partial is stored"
