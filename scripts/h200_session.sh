@@ -392,6 +392,7 @@ h8)  # one GPU: the branch's kernel edits against main's, side by side, then eac
   timeout 330 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 --ops $ops \
     >"$res/compare_main.log" 2>&1
   say "branch against main, full grid 8B, all shapes: exit $?"; grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
+  if [ "${H8_VARIANTS:-1}" = 1 ]; then  # H8_VARIANTS=0: the side-by-side comparison alone (~6 min)
   timeout $((440 - SECONDS)) python3 -m benchmarks.compare .out/variants/rows_off --grid full --rep 10 \
     --ops expand,qkv_expand,gate_up_expand >"$res/compare_rows.log" 2>&1
   say "grouped rows (256 rows, 64 a segment) against none, decode: exit $?"; grep geomean "$res/compare_rows.log" >>"$out/$phase.txt"
@@ -404,7 +405,8 @@ h8)  # one GPU: the branch's kernel edits against main's, side by side, then eac
   timeout $((570 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --new .out/variants/group_off \
     --grid full --shapes prefill --rep 10 --ops shrink,down_shrink >"$res/compare_fuse_ungrouped.log" 2>&1
   say "summed in the program, tiles not grouped, against a second kernel, prefill: exit $?"
-  grep geomean "$res/compare_fuse_ungrouped.log" >>"$out/$phase.txt" ;;
+  grep geomean "$res/compare_fuse_ungrouped.log" >>"$out/$phase.txt"
+  fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite 570 ;;
 h10)  # one GPU: the full grid against every peer
