@@ -1,17 +1,14 @@
 """The three expand operations, one kernel: ``out[t, slice j] += s[a] * x[t, j*r:(j+1)*r] @ W[a, slice j, :r].T``.
 
 Plain expand is one slice of width N; gate/up is two slices of ``output_dim``;
-qkv reads its slice boundaries from ``output_offset`` (SPEC.md, operations 2-4). A program serves one row tile
-(on large batches of few adapters, several tiles of the tile table: ``row_tiles_per_program``) times one or
-more column tiles (``column_tiles_per_program``); each output cell is one dot over the whole rank whatever the
-tiling, so a row gets the same bits in any batch.
+qkv reads its slice boundaries from ``output_offset`` (SPEC.md, operations 2-4).
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from .segments import BLOCK_S, launch_common, program_rows, table_block, tile_grid, tiles_of
+from .segments import BLOCK_S, launch_common, program_rows, tile_grid
 from .validate import check, entry_point
 
 NUM_WARPS = 4
@@ -20,41 +17,61 @@ NUM_STAGES = 3  # loads of a program's next column tiles in flight while one is 
 # column tiles per program double (up to 8) while at least this many programs remain (about 3 per SM of an
 # H100); measured (docs/experiments/compare_expand_columns_h100.txt): 0.54-0.8 of one tile per program at rank 64
 MIN_PROGRAMS, MAX_COLUMN_TILES = 384, 8
-# table tiles per program (each weight tile read once for all of them, not once per 16 rows) on batches of at least
-# ROW_TILES_MIN_ROWS rows and ROW_TILES_MIN_SLOT_ROWS per segment on average: large batches of few adapters
-ROW_TILES, ROW_TILES_MIN_ROWS, ROW_TILES_MIN_SLOT_ROWS = 4, 256, 64
 
 
 @triton.jit
-def _expand_rows(
+def _expand_kernel(
     x,
     w,
     out,
+    output_offset,
+    seg_lens,
+    seg_indptr,
+    weight_indices,
+    lora_ranks,
+    permutation,
+    tiles,
+    num_segments,
     scalings,
-    rows,
-    row_mask,
-    slot,
-    rank,
-    j,
-    n_start,
-    n_width,
-    n_first,
+    slice_width,
+    groups_per_slice,
     group_size,
     x_stride,
     w_stride_l,
     w_stride_n,
     out_stride,
-    BLOCK_M: tl.constexpr,
+    SORTED: tl.constexpr,
+    TABLE: tl.constexpr,
+    SEGMENTS: tl.constexpr,
+    OFFSETS_IN_TENSOR: tl.constexpr,
+    BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     EVEN_K: tl.constexpr,
     STAGES: tl.constexpr,
 ):
-    """``group_size`` column tiles of slice ``j`` from ``n_first`` (fewer at the slice's end) for the ``BLOCK_M``
-    rows (masked) of slot ``slot``.
+    """One row tile times ``group_size`` column tiles of slice ``j`` from ``n_first`` (fewer at the slice's end).
 
     The whole rank is one block (``BLOCK_K >= R``): x is read once, then each column tile is one dot.
     """
+    tile = tl.program_id(0)
+    # every load of the prologue is issued before the first exit, so that their latencies overlap
+    slot, rows, row_mask, rows_left = program_rows(
+        seg_lens, seg_indptr, weight_indices, permutation, tiles, num_segments, tile, BLOCK_S, SEGMENTS, SORTED, TABLE
+    )
+    j = tl.program_id(2) // groups_per_slice  # the slice
+    n_first = tl.program_id(2) % groups_per_slice * group_size
+    rank = tl.load(lora_ranks + slot)
+    if OFFSETS_IN_TENSOR:
+        n_start = tl.load(output_offset + j)
+        n_width = tl.load(output_offset + j + 1) - n_start
+    else:
+        n_start = j * slice_width
+        n_width = slice_width
+    if rank == 0 or rows_left <= 0:
+        return  # rank-0 rows keep base bit for bit
+    if n_first * BLOCK_N >= n_width:
+        return
     offs_k = tl.arange(0, BLOCK_K)
     k_mask = offs_k < rank
     x_ptrs = x + rows[:, None] * x_stride + j * rank + offs_k[None, :]  # rank-packed slice
@@ -79,138 +96,6 @@ def _expand_rows(
         tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=out_mask)
 
 
-@triton.jit
-def _expand_kernel(
-    x,
-    w,
-    out,
-    output_offset,
-    seg_lens,
-    seg_indptr,
-    weight_indices,
-    lora_ranks,
-    permutation,
-    tiles,
-    num_segments,
-    num_tiles,
-    scalings,
-    slice_width,
-    groups_per_slice,
-    group_size,
-    x_stride,
-    w_stride_l,
-    w_stride_n,
-    out_stride,
-    SORTED: tl.constexpr,
-    TABLE: tl.constexpr,
-    SEGMENTS: tl.constexpr,
-    OFFSETS_IN_TENSOR: tl.constexpr,
-    ROW_TILES: tl.constexpr,
-    BLOCK_S: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    EVEN_K: tl.constexpr,
-    STAGES: tl.constexpr,
-):
-    """One row tile (``ROW_TILES`` tiles of the tile table on large batches) times ``group_size`` column tiles
-    of slice ``j`` from ``n_first``."""
-    tile = tl.program_id(0)
-    j = tl.program_id(2) // groups_per_slice  # the slice
-    n_first = tl.program_id(2) % groups_per_slice * group_size
-    if ROW_TILES > 1:  # table tiles tile*ROW_TILES onwards: one pass per slot among them
-        first = tile * ROW_TILES
-        rows, row_mask, slots = table_block(tiles, permutation, num_tiles, first, BLOCK_S, ROW_TILES)
-        # the tiles' row counts, slots and ranks loaded before the loop (as the grouped shrink does)
-        g_ids = tl.arange(0, ROW_TILES)
-        in_table = first + g_ids < num_tiles
-        lives = tl.load(tiles + (first + g_ids) * 3 + 1, mask=in_table, other=0)
-        group_slots = tl.load(tiles + (first + g_ids) * 3 + 2, mask=in_table, other=-1)
-        ranks = tl.load(lora_ranks + group_slots, mask=lives > 0, other=0)
-    else:
-        # every load of the prologue is issued before the first exit, so that their latencies overlap
-        slot, rows, row_mask, rows_left = program_rows(
-            seg_lens,
-            seg_indptr,
-            weight_indices,
-            permutation,
-            tiles,
-            num_segments,
-            tile,
-            BLOCK_S,
-            SEGMENTS,
-            SORTED,
-            TABLE,
-        )
-        rank = tl.load(lora_ranks + slot)
-    if OFFSETS_IN_TENSOR:
-        n_start = tl.load(output_offset + j)
-        n_width = tl.load(output_offset + j + 1) - n_start
-    else:
-        n_start = j * slice_width
-        n_width = slice_width
-    if n_first * BLOCK_N >= n_width:
-        return
-    if ROW_TILES > 1:
-        previous = -1
-        for g in range(ROW_TILES):
-            live = tl.sum(tl.where(g_ids == g, lives, 0), 0)
-            slot = tl.sum(tl.where(g_ids == g, group_slots, 0), 0)
-            rank = tl.sum(tl.where(g_ids == g, ranks, 0), 0)
-            if (live > 0) & (slot != previous) & (rank > 0):  # a slot's tiles are adjacent; rank 0 keeps base
-                _expand_rows(
-                    x,
-                    w,
-                    out,
-                    scalings,
-                    rows,
-                    row_mask & (slots == slot),
-                    slot,
-                    rank,
-                    j,
-                    n_start,
-                    n_width,
-                    n_first,
-                    group_size,
-                    x_stride,
-                    w_stride_l,
-                    w_stride_n,
-                    out_stride,
-                    ROW_TILES * BLOCK_S,
-                    BLOCK_N,
-                    BLOCK_K,
-                    EVEN_K,
-                    STAGES,
-                )
-            previous = slot
-    else:
-        if rank == 0 or rows_left <= 0:
-            return  # rank-0 rows keep base bit for bit
-        _expand_rows(
-            x,
-            w,
-            out,
-            scalings,
-            rows,
-            row_mask,
-            slot,
-            rank,
-            j,
-            n_start,
-            n_width,
-            n_first,
-            group_size,
-            x_stride,
-            w_stride_l,
-            w_stride_n,
-            out_stride,
-            BLOCK_S,
-            BLOCK_N,
-            BLOCK_K,
-            EVEN_K,
-            STAGES,
-        )
-
-
 def expand_blocks(R: int) -> tuple:
     """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone."""
     block_k = max(16, triton.next_power_of_2(R))
@@ -228,14 +113,6 @@ def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
     return group
 
 
-def row_tiles_per_program(batch_info, num_rows: int) -> int:
-    """``ROW_TILES`` when the batch has a tile table, at least ``ROW_TILES_MIN_ROWS`` rows and
-    ``ROW_TILES_MIN_SLOT_ROWS`` per segment on average (host-side numbers: no sync), else 1."""
-    segments = max(batch_info.num_segments, 1)
-    large = num_rows >= ROW_TILES_MIN_ROWS and num_rows >= ROW_TILES_MIN_SLOT_ROWS * segments
-    return ROW_TILES if tiles_of(batch_info) is not None and large else 1
-
-
 def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width, output_offset=None):
     S = x.shape[0]
     if base_output is None:
@@ -246,19 +123,16 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     block_n, block_k = expand_blocks(R)
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
     common, layout = launch_common(batch_info)
-    (tiles, segments_axis), segments = tile_grid(batch_info, S)
-    row_tiles = row_tiles_per_program(batch_info, S)
-    row_programs = triton.cdiv(tiles, row_tiles)
+    tiles, segments = tile_grid(batch_info, S)
     # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
-    group = column_tiles_per_program(row_programs * segments_axis, triton.cdiv(n_out, block_n))
+    group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n))
     groups_per_slice = triton.cdiv(n_tiles_per_slice, group)
-    _expand_kernel[(row_programs, segments_axis, num_slices * groups_per_slice)](
+    _expand_kernel[(*tiles, num_slices * groups_per_slice)](
         x,
         weights,
         base_output,
         output_offset if output_offset is not None else batch_info.seg_lens,
         *common,
-        tiles,
         batch_info.scalings,
         slice_width,
         groups_per_slice,
@@ -270,7 +144,6 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         **layout,
         SEGMENTS=segments,
         OFFSETS_IN_TENSOR=output_offset is not None,
-        ROW_TILES=row_tiles,
         BLOCK_S=BLOCK_S,
         BLOCK_N=block_n,
         BLOCK_K=block_k,

@@ -24,8 +24,8 @@ SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 # measured (docs/experiments/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
 # slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
 GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
-# row programs (after grouping) from which each program sums its splits itself: about one per SM of an H200 (132)
-FUSE_MIN_PROGRAMS = 128
+# programs sum their splits from this many row programs (~1 per SM) and output tiles (docs/experiments/compare_fused*)
+FUSE_MIN_PROGRAMS, FUSE_MIN_TILES = 128, 256
 
 
 @triton.jit
@@ -235,10 +235,11 @@ def tiles_per_program(batch_info, num_rows: int) -> int:
     return GROUP if tiles_of(batch_info) is not None and large else 1
 
 
-def sums_in_program(row_programs: int, splits: int) -> bool:
+def sums_in_program(row_programs: int, out_tiles: int, splits: int) -> bool:
     """Whether each program sums all of K's splits itself: with one split, or at least ``FUSE_MIN_PROGRAMS``
-    row programs (host-side numbers: no sync; either way a row gets the same bits)."""
-    return splits == 1 or row_programs >= FUSE_MIN_PROGRAMS
+    row programs and ``FUSE_MIN_TILES`` output tiles (host-side numbers: no sync; either way a row gets the
+    same bits)."""
+    return splits == 1 or (row_programs >= FUSE_MIN_PROGRAMS and out_tiles >= FUSE_MIN_TILES)
 
 
 @entry_point()
@@ -256,7 +257,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     (tiles, segments_axis), segments = tile_grid(batch_info, S)
     group = tiles_per_program(batch_info, S)
     table = tiles_of(batch_info) is not None
-    fused = sums_in_program(triton.cdiv(tiles, group) * segments_axis, splits)
+    fused = sums_in_program(triton.cdiv(tiles, group) * segments_axis, tiles * segments_axis * n_tiles, splits)
     programs = 1 if fused else splits  # per row tile and column tile
     out = y if fused else torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
     # with a tile table, tile-major on one axis: its idle tiles (at its end) run last; measured faster at

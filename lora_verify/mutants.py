@@ -189,11 +189,6 @@ MUTANTS = [
            "n_width = slice_width", "every qkv slice max_qkv_out_dim wide: the narrow k, v slices run over"),
     Mutant("expand_n_tiles_floor", EXPAND, "triton.cdiv(slice_width, block_n)", "slice_width // block_n",
            "n tiles per slice rounded down: a slice's last partial tile never runs"),
-    Mutant("expand_group_slot_unfiltered", EXPAND, "row_mask & (slots == slot)", "row_mask",
-           "a grouped expand program's pass for one slot also serves its other slots' rows (with that slot's weights)"),
-    Mutant("expand_group_grid_floor", EXPAND, "row_programs = triton.cdiv(tiles, row_tiles)",
-           "row_programs = tiles // row_tiles",
-           "grouped rows' grid rounded down: the table's last tiles get no program"),
     # ---- impl/routing.py: the sorted layout
     Mutant("routing_unstable", ROUTING, "start + j + offs, mask=j + offs < rows)",
            "start + rows - 1 - j - offs, mask=j + offs < rows)",

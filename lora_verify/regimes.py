@@ -99,10 +99,8 @@ def _facts_sum(a: dict, grid: tuple) -> dict:
 
 
 def _facts_expand(a: dict, grid: tuple) -> dict:
-    f = _rows(a, grid, a["num_tiles"] if a["TABLE"] else grid[0] * grid[1])
+    f = _rows(a, grid, grid[0] * grid[1])
     block_n, group, per_slice = a["BLOCK_N"], a["group_size"], a["groups_per_slice"]
-    row_tiles = a["ROW_TILES"]
-    row_groups = [f["table"][i : i + row_tiles] for i in range(0, len(f["table"]), row_tiles)] if row_tiles > 1 else []
     slices = grid[2] // per_slice
     if a["OFFSETS_IN_TENSOR"]:
         offsets = a["output_offset"][: slices + 1].tolist()
@@ -121,10 +119,6 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         even_k=a["EVEN_K"],
         rank_masked=any(0 < r < a["BLOCK_K"] for r in ranks),
         rank0=0 in ranks,
-        row_tiles=row_tiles,
-        table_tail=row_tiles > 1 and len(f["table"]) % row_tiles != 0,
-        mixed_group=any(len({s for rows, s in g if rows > 0}) > 1 for g in row_groups),
-        idle_group=any(all(rows == 0 for rows, _ in g) for g in row_groups),
     )
 
 
@@ -326,12 +320,6 @@ def _regimes():
         Regime("_expand_kernel", "whole-rank weights (EVEN_K)", lambda f: f["even_k"], MIN),
         Regime("_expand_kernel", "rank-masked weights (R < BLOCK_K)", lambda f: not f["even_k"], MIN),
         Regime("_expand_kernel", "ranks below the block (rank mask)", lambda f: f["rank_masked"], MIN),
-        Regime("_expand_kernel", f"grouped rows: {expand.ROW_TILES} table tiles per program",
-               lambda f: f["row_tiles"] > 1, MIN),
-        Regime("_expand_kernel", "grouped rows: last group past the table's end", lambda f: f["table_tail"], MIN),
-        Regime("_expand_kernel", "grouped rows: several slots in one group", lambda f: f["mixed_group"], MIN),
-        Regime("_expand_kernel", "grouped rows: a group of idle tiles only", lambda f: f["idle_group"], MIN),
-        Regime("_expand_kernel", "grouped rows: a rank-0 slot", lambda f: f["row_tiles"] > 1 and f["rank0"], MIN),
     ]
     from lora_verify.ops import RANK_LIMIT
 

@@ -46,21 +46,15 @@ CASES = {
     **{
         f"expand-{layout}-{offsets}": (
             *EXPAND,
-            dict(**flags, OFFSETS_IN_TENSOR=offsets == "qkv", ROW_TILES=1, BLOCK_S=16, BLOCK_N=128, BLOCK_K=64,
-                 EVEN_K=True, STAGES=3),
+            dict(**flags, OFFSETS_IN_TENSOR=offsets == "qkv", BLOCK_S=16, BLOCK_N=128, BLOCK_K=64, EVEN_K=True,
+                 STAGES=3),
         )
         for layout, flags in LAYOUTS.items()
         for offsets in ("qkv", "uniform")
     },
     "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
         *EXPAND,
-        dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, ROW_TILES=1, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128,
-             EVEN_K=False, STAGES=1),
-    ),
-    "expand-grouped-rows": (
-        *EXPAND,
-        dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, ROW_TILES=4, BLOCK_S=16, BLOCK_N=128, BLOCK_K=64,
-             EVEN_K=True, STAGES=3),
+        dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
     ),
     **{
         f"route-{name}": (
