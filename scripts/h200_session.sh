@@ -385,9 +385,10 @@ h8)  # one GPU: the branch's shrinks against main's, side by side, then the cold
   cold_suite $((575 - SECONDS)) ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite 570 ;;
-h10)  # one GPU: the full grid against every peer
-  LORA_SGLANG=$LORA_SGLANG_PEERS timeout 570 python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
-    --budget-s 480 --out "$res/bench" >"$res/bench.log" 2>&1
+h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
+  limit=${H10_S:-570}
+  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
+    ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $((limit - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
   say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
