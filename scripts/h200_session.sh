@@ -382,7 +382,7 @@ h8)  # one GPU: the branch's shrinks against main's, side by side, then the cold
   timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
     --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
   say "branch against main, shrinks, full grid 8B, all shapes: exit $?"; grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
-  cold_suite $((575 - SECONDS)) ;;
+  cold_suite $((${H8_S:-575} - SECONDS)) ;;  # H8_S: the phase's seconds
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite 570 ;;
 h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
