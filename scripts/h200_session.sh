@@ -378,6 +378,7 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith(
     --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
   say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
 h8)  # one GPU: the branch's shrinks against main's, side by side, then the cold suite on the branch
+  # (GPU_SUITE_K=lora_a: the shrinks' part of it, when the call has less time)
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
     --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
