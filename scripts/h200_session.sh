@@ -377,13 +377,21 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith(
     --memcheck --parallel-sanity --budget $((540 - SECONDS)) -j 14 --cpu-json docs/mutants_generated_cpu.json \
     --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
   say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
-h8)  # one GPU: the branch's shrinks against main's, side by side, then the cold suite on the branch
-  # (GPU_SUITE_K=lora_a: the shrinks' part of it, when the call has less time)
+h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the cold suite on the branch; h8s: the
+  # shrinks' part of the suite first (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: the phase's seconds
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
-    --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
-  say "branch against main, shrinks, full grid 8B, all shapes: exit $?"; grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
-  cold_suite $((${H8_S:-575} - SECONDS)) ;;  # H8_S: the phase's seconds
+  compare_shrinks() {
+    timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
+      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
+    say "branch against main, shrinks, full grid 8B, all shapes: exit $?"
+    grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
+  }
+  if [ "$phase" = h8 ]; then
+    compare_shrinks; cold_suite $((${H8_S:-575} - SECONDS))
+  else
+    GPU_SUITE_K=lora_a cold_suite $((${H8_S:-575} - 150 - SECONDS))
+    [ $((${H8_S:-575} - SECONDS)) -lt 150 ] || compare_shrinks
+  fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite 570 ;;
 h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
