@@ -393,7 +393,7 @@ h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the c
     [ $((${H8_S:-575} - SECONDS)) -lt 150 ] || compare_shrinks
   fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
-  cold_suite 570 ;;
+  cold_suite "${H9_S:-570}" ;;  # H9_S: the phase's seconds; GPU_SUITE_K: part of the suite
 h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
   limit=${H10_S:-570}
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
