@@ -74,12 +74,12 @@
 # h7 (~9.5 min, one GPU, on h6's warm cache): the fuzzing rate (15 workers, bundles of 8, a one-minute box), then
 #                  routing's generated mutants compiled (memcheck for strays) while the call has time.
 # h8 (~9.5 min, one GPU; run from branch candidate/speed, .carry/main_tree = `git archive main impl`): the branch's
-#                  kernels (shrink's splits summed in the program on grids of many row programs, expand's table tiles
-#                  grouped per program on large batches of few adapters) against main's, side by side, every shape
-#                  of the full grid's 8B layer, all seven operations, both layouts; then each edit alone (a copy of
-#                  the branch with the other's threshold out of reach, --new) on the shapes it is for. Shrink's
-#                  outputs may differ from main's where splits > 2: the branch adds the partials left to right, main
-#                  with tl.sum (the suite, h9, checks the branch's bits against its own layouts and the reference).
+#                  shrinks (splits summed in the program on grids of many row programs and output tiles) against
+#                  main's, side by side, every shape of the full grid's 8B layer, both layouts; then h9's cold suite
+#                  on the branch in the time left. down_proj's outputs may differ from main's in the last bit: the
+#                  branch adds the partials left to right, main with tl.sum (the suite checks the branch's bits
+#                  against its own layouts and the reference). The first h8 (docs/experiments/
+#                  compare_candidate_h100.txt) also timed expand's grouped rows: dropped, slower.
 # h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs).
 # h10 (~9.5 min, one GPU): the benchmark's full grid against every peer (.carry/vllm and .carry/sglang/0.5.23
 #                  carried), on this tree's kernels: issue 22's per-shape table.
@@ -377,39 +377,27 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith(
     --memcheck --parallel-sanity --budget $((540 - SECONDS)) -j 14 --cpu-json docs/mutants_generated_cpu.json \
     --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
   say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
-h8)  # one GPU: the branch's kernel edits against main's, side by side, then each alone
+h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the cold suite on the branch; h8s: the
+  # shrinks' part of the suite first (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: the phase's seconds
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  ops=shrink,qkv_shrink,gate_up_shrink,down_shrink,expand,qkv_expand,gate_up_expand
-  variant() {  # NAME SED_SCRIPT FILE: a copy of this tree's impl/ with one constant changed (said if the sed missed)
-    rm -rf ".out/variants/$1" && mkdir -p ".out/variants/$1" && cp -r impl ".out/variants/$1/"
-    sed -i "$2" ".out/variants/$1/impl/$3"
-    cmp -s "impl/$3" ".out/variants/$1/impl/$3" && say "variant $1: the constant was not found, the copy is unchanged"
+  compare_shrinks() {
+    timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
+      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
+    say "branch against main, shrinks, full grid 8B, all shapes: exit $?"
+    grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
   }
-  variant fuse_off 's/^FUSE_MIN_PROGRAMS = .*/FUSE_MIN_PROGRAMS = 1 << 40/' shrink.py
-  variant group_off 's/^GROUP, GROUP_MIN_ROWS, .*/GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1 << 40, 128/' shrink.py
-  variant rows_off 's/^ROW_TILES, ROW_TILES_MIN_ROWS, .*/ROW_TILES, ROW_TILES_MIN_ROWS, ROW_TILES_MIN_SLOT_ROWS = 4, 1 << 40, 64/' expand.py
-  variant rows_1024 's/^ROW_TILES, ROW_TILES_MIN_ROWS, .*/ROW_TILES, ROW_TILES_MIN_ROWS, ROW_TILES_MIN_SLOT_ROWS = 4, 1024, 128/' expand.py
-  timeout 330 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 --ops $ops \
-    >"$res/compare_main.log" 2>&1
-  say "branch against main, full grid 8B, all shapes: exit $?"; grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
-  timeout $((440 - SECONDS)) python3 -m benchmarks.compare .out/variants/rows_off --grid full --rep 10 \
-    --ops expand,qkv_expand,gate_up_expand >"$res/compare_rows.log" 2>&1
-  say "grouped rows (256 rows, 64 a segment) against none, decode: exit $?"; grep geomean "$res/compare_rows.log" >>"$out/$phase.txt"
-  timeout $((500 - SECONDS)) python3 -m benchmarks.compare .out/variants/rows_1024 --grid full --rep 10 \
-    --ops expand,gate_up_expand >"$res/compare_rows_1024.log" 2>&1
-  say "grouped rows from 256 rows against from 1024, decode: exit $?"; grep geomean "$res/compare_rows_1024.log" >>"$out/$phase.txt"
-  timeout $((535 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --grid full --shapes prefill --rep 10 \
-    --ops shrink,down_shrink >"$res/compare_fuse.log" 2>&1
-  say "splits summed in the program against a second kernel, prefill: exit $?"; grep geomean "$res/compare_fuse.log" >>"$out/$phase.txt"
-  timeout $((570 - SECONDS)) python3 -m benchmarks.compare .out/variants/fuse_off --new .out/variants/group_off \
-    --grid full --shapes prefill --rep 10 --ops shrink,down_shrink >"$res/compare_fuse_ungrouped.log" 2>&1
-  say "summed in the program, tiles not grouped, against a second kernel, prefill: exit $?"
-  grep geomean "$res/compare_fuse_ungrouped.log" >>"$out/$phase.txt" ;;
+  if [ "$phase" = h8 ]; then
+    compare_shrinks; cold_suite $((${H8_S:-575} - SECONDS))
+  else
+    GPU_SUITE_K=lora_a cold_suite $((${H8_S:-575} - 150 - SECONDS))
+    [ $((${H8_S:-575} - SECONDS)) -lt 150 ] || compare_shrinks
+  fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
-  cold_suite 570 ;;
-h10)  # one GPU: the full grid against every peer
-  LORA_SGLANG=$LORA_SGLANG_PEERS timeout 570 python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
-    --budget-s 480 --out "$res/bench" >"$res/bench.log" 2>&1
+  cold_suite "${H9_S:-570}" ;;  # H9_S: the phase's seconds; GPU_SUITE_K: part of the suite
+h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
+  limit=${H10_S:-570}
+  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
+    ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $((limit - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
   say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
