@@ -16,8 +16,8 @@ export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$(mktemp -d)/triton}
 export PYTHONPATH=${PYTHONPATH:-.carry}
 start=$(date +%s.%N)
-HYPOTHESIS_PROFILE=gpu python3 -m pytest -n "$n" ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} --maxschedchunk 1 -q -p no:cacheprovider \
-  --durations=40 --verdicts-json "$out/verdicts.json" --case-dir "$out/cases" >"$out/gpu_suite.log" 2>&1
+HYPOTHESIS_PROFILE=gpu python3 -m pytest -n "$n" ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} --maxschedchunk 1 -q \
+  -p no:cacheprovider --durations=40 --verdicts-json "$out/verdicts.json" --case-dir "$out/cases" >"$out/gpu_suite.log" 2>&1
 status=$?
 end=$(date +%s.%N)
 echo "exit $status; wall $(python3 -c "print(f'{$end - $start:.0f}')") s with -n $n" | tee "$out/time.txt"

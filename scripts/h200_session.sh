@@ -80,7 +80,9 @@
 #                  branch adds the partials left to right, main with tl.sum (the suite checks the branch's bits
 #                  against its own layouts and the reference). The first h8 (docs/experiments/
 #                  compare_candidate_h100.txt) also timed expand's grouped rows: dropped, slower.
-# h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs).
+# h8s (one GPU, for a call with less time): h8 the other way round, the shrinks' part of the cold suite first
+#                  (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: either's seconds (575).
+# h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs). H9_S: its seconds (570).
 # h10 (~9.5 min, one GPU): the benchmark's full grid against every peer (.carry/vllm and .carry/sglang/0.5.23
 #                  carried), on this tree's kernels: issue 22's per-shape table.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
@@ -377,8 +379,7 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith(
     --memcheck --parallel-sanity --budget $((540 - SECONDS)) -j 14 --cpu-json docs/mutants_generated_cpu.json \
     --json "$res/mutants_gpu.json" >"$res/mutants_gpu.log" 2>&1
   say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
-h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the cold suite on the branch; h8s: the
-  # shrinks' part of the suite first (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: the phase's seconds
+h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the cold suite on the branch
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   compare_shrinks() {
     timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
@@ -390,7 +391,8 @@ h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the c
     compare_shrinks; cold_suite $((${H8_S:-575} - SECONDS))
   else
     GPU_SUITE_K=lora_a cold_suite $((${H8_S:-575} - 150 - SECONDS))
-    [ $((${H8_S:-575} - SECONDS)) -lt 150 ] || compare_shrinks
+    if [ $((${H8_S:-575} - SECONDS)) -ge 150 ]; then compare_shrinks
+    else say "comparison not run: under 150 s left"; fi
   fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite "${H9_S:-570}" ;;  # H9_S: the phase's seconds; GPU_SUITE_K: part of the suite
