@@ -103,7 +103,10 @@ gpu() { echo $(($1 < gpus ? $1 : gpus - 1)); }  # GPU i, or the last one on a sm
 quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1))"; }  # cores of quarter i (n quarters)
 stop="timeout -s INT -k 30"  # pytest prints its verdicts on SIGINT: $stop LIMIT CMD
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
-say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+# the commit alone may not name the tree that ran (a device copy's HEAD was seen to lag): impl/'s own hash too
+impl_hash=$(find impl -name '*.py' | sort | xargs sha256sum | sha256sum | cut -c1-12)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $commit, impl/ $impl_hash"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
 
 cold_suite() {  # LIMIT: our whole suite at the gpu profile, 15 workers, into a cold Triton cache and no durations
