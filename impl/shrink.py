@@ -4,8 +4,8 @@ K is cut into splits that depend on K alone; each split's sum is a float32 parti
 added in split order, then rounded once, so every row's sum is the same whatever the batch (batch-invariant
 and deterministic, no atomics). On a small grid each program sums one split for one row tile (several tiles
 of a tile table on large batches: ``tiles_per_program``) into a partial in memory, and ``_sum_splits_kernel``
-adds them up: a long K runs on many programs at once instead of one program's serial loop. On a grid with
-enough row programs (``sums_in_program``) each program runs all of K, adds each split's sum to its running
+adds them up: a long K runs on many programs at once instead of one program's serial loop. On a large grid
+(row programs and output tiles: ``sums_in_program``) each program runs all of K, adds each split's sum to its
 total as it ends, in the same order, and writes the rounded total: the same bits, without the partials'
 round trip through memory and the second launch.
 """
@@ -24,7 +24,7 @@ SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 # measured (docs/experiments/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
 # slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
 GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
-# programs sum their splits from this many row programs (~1 per SM) and output tiles (docs/experiments/compare_fused*)
+# each program sums its splits from 128 row programs and 256 output tiles (docs/experiments/compare_candidate_h100.txt)
 FUSE_MIN_PROGRAMS, FUSE_MIN_TILES = 128, 256
 
 
