@@ -80,6 +80,7 @@
 #                  branch adds the partials left to right, main with tl.sum (the suite checks the branch's bits
 #                  against its own layouts and the reference). The first h8 (docs/experiments/
 #                  compare_candidate_h100.txt) also timed expand's grouped rows: dropped, slower.
+#                  With 100 s left after the suite: the shrink launched with 8 warps against 4 on this tree.
 # h8s (one GPU, for a call with less time): h8 the other way round, the shrinks' part of the cold suite first
 #                  (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: either's seconds (575).
 # h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs). H9_S: its seconds (570).
