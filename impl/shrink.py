@@ -1,10 +1,13 @@
 """shrink: ``y[t, :stack_num*r] = x[t] @ W[a, :stack_num*r, :].T`` (SPEC.md, operation 1).
 
-Split-K in two kernels: each program sums one chunk of K for one row tile (several tiles of a tile table
-on large batches: ``tiles_per_program``) into a float32 partial, then
-``_sum_splits_kernel`` adds the partials in split order and rounds once. The chunk depends on K alone,
-so every row's sum is the same whatever the batch (batch-invariant and deterministic, no atomics), and
-a long K runs on many programs at once instead of one program's serial loop.
+K is cut into splits that depend on K alone; each split's sum is a float32 partial, and the partials are
+added in split order, then rounded once, so every row's sum is the same whatever the batch (batch-invariant
+and deterministic, no atomics). On a small grid each program sums one split for one row tile (several tiles
+of a tile table on large batches: ``tiles_per_program``) into a partial in memory, and ``_sum_splits_kernel``
+adds them up: a long K runs on many programs at once instead of one program's serial loop. On a large grid
+(row programs and output tiles: ``sums_in_program``) each program runs all of K, adds each split's sum to its
+total as it ends, in the same order, and writes the rounded total: the same bits, without the partials'
+round trip through memory and the second launch.
 """
 
 import torch
@@ -21,13 +24,15 @@ SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 # measured (docs/experiments/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
 # slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
 GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
+# each program sums its splits from 128 row programs and 256 output tiles (docs/experiments/compare_candidate_h100.txt)
+FUSE_MIN_PROGRAMS, FUSE_MIN_TILES = 128, 256
 
 
 @triton.jit
 def _shrink_rows(
     x,
     w,
-    partials,
+    out,
     rows,
     row_mask,
     slot,
@@ -39,36 +44,45 @@ def _shrink_rows(
     x_stride,
     w_stride_l,
     w_stride_n,
-    p_stride_split,
-    p_stride_row,
+    out_stride_split,
+    out_stride_row,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FUSED: tl.constexpr,
 ):
-    """Split ``split``'s partial of column tile ``n_tile`` for the ``BLOCK_M`` rows (masked) of one slot."""
+    """Column tile ``n_tile`` for the ``BLOCK_M`` rows (masked) of one slot: split ``split``'s float32 partial,
+    or with ``FUSED`` all of K, each split's sum added to the total as it ends (``_sum_splits_kernel``'s
+    order), the total rounded to ``out``'s type."""
     offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < n_valid
     k_start = split * k_split
+    k_end = K if FUSED else tl.minimum(k_start + k_split, K)
     offs_k = tl.arange(0, BLOCK_K)
     x_ptrs = x + rows[:, None] * x_stride + k_start + offs_k[None, :]
     w_ptrs = w + slot.to(tl.int64) * w_stride_l + offs_n[None, :].to(tl.int64) * w_stride_n + k_start + offs_k[:, None]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k in range(k_start, tl.minimum(k_start + k_split, K), BLOCK_K):
+    total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(k_start, k_end, BLOCK_K):
         k_mask = offs_k < K - k
         xs = tl.load(x_ptrs, mask=row_mask[:, None] & k_mask[None, :], other=0.0)
         ws = tl.load(w_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
         acc += tl.dot(xs, ws)
+        if FUSED:  # a split ends: its sum joins the total (the first is the total), the next starts from zero
+            split_end = ((k + BLOCK_K) % k_split == 0) | (k + BLOCK_K >= K)
+            total = tl.where(split_end, tl.where(k < k_split, acc, total + acc), total)
+            acc = tl.where(split_end, 0.0, acc)
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
-    p_ptrs = partials + split * p_stride_split + rows[:, None] * p_stride_row + offs_n[None, :]
-    tl.store(p_ptrs, acc, mask=row_mask[:, None] & n_mask[None, :])
+    out_ptrs = out + split * out_stride_split + rows[:, None] * out_stride_row + offs_n[None, :]
+    tl.store(out_ptrs, (total if FUSED else acc).to(out.dtype.element_ty), mask=row_mask[:, None] & n_mask[None, :])
 
 
 @triton.jit
 def _shrink_kernel(
     x,
     w,
-    partials,
+    out,
     seg_lens,
     seg_indptr,
     weight_indices,
@@ -84,8 +98,8 @@ def _shrink_kernel(
     x_stride,
     w_stride_l,
     w_stride_n,
-    p_stride_split,
-    p_stride_row,
+    out_stride_split,
+    out_stride_row,
     SORTED: tl.constexpr,
     TABLE: tl.constexpr,
     SEGMENTS: tl.constexpr,
@@ -93,9 +107,11 @@ def _shrink_kernel(
     BLOCK_S: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FUSED: tl.constexpr,
 ):
+    splits = 1 if FUSED else tl.cdiv(K, k_split)  # launched per row tile and column tile
     if TABLE:  # tile-major on axis 0 (see the launch)
-        per_tile = n_tiles * tl.cdiv(K, k_split)
+        per_tile = n_tiles * splits
         tile, work = tl.program_id(0) // per_tile, tl.program_id(0) % per_tile
     else:
         tile, work = tl.program_id(0), tl.program_id(2)
@@ -120,7 +136,7 @@ def _shrink_kernel(
                 _shrink_rows(
                     x,
                     w,
-                    partials,
+                    out,
                     rows,
                     row_mask & (slots == slot),
                     slot,
@@ -132,11 +148,12 @@ def _shrink_kernel(
                     x_stride,
                     w_stride_l,
                     w_stride_n,
-                    p_stride_split,
-                    p_stride_row,
+                    out_stride_split,
+                    out_stride_row,
                     GROUP * BLOCK_S,
                     BLOCK_N,
                     BLOCK_K,
+                    FUSED,
                 )
             previous = slot
     else:
@@ -160,7 +177,7 @@ def _shrink_kernel(
         _shrink_rows(
             x,
             w,
-            partials,
+            out,
             rows,
             row_mask,
             slot,
@@ -172,11 +189,12 @@ def _shrink_kernel(
             x_stride,
             w_stride_l,
             w_stride_n,
-            p_stride_split,
-            p_stride_row,
+            out_stride_split,
+            out_stride_row,
             BLOCK_S,
             BLOCK_N,
             BLOCK_K,
+            FUSED,
         )
 
 
@@ -184,18 +202,21 @@ def _shrink_kernel(
 def _sum_splits_kernel(
     partials, y, seg_indptr, num_segments, N, splits, p_stride_split, SPLITS: tl.constexpr, BLOCK: tl.constexpr
 ):
-    """``y = sum(partials[0..splits))`` elementwise over the live rows, rounded once (y, each split contiguous).
+    """``y = partials[0] + partials[1] + ...`` (``splits`` of them, added left to right, as a fused shrink
+    program adds them) elementwise over the live rows, rounded once (y, each split contiguous).
 
     The live rows are ``[0, seg_indptr[num_segments])`` in both layouts: rows past them are never written.
-    All splits are loaded at once (a serial loop would wait for each load in turn); ``tl.sum``'s order
-    depends on ``SPLITS`` alone, so the sum is the same for every row and every batch.
+    The loop is unrolled to ``SPLITS`` (``splits`` rounded up to a power of two), so that every load is
+    issued before the first add waits on one; splits past ``splits`` leave the total as it is.
     """
     numel = tl.load(seg_indptr + num_segments).to(tl.int64) * N
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    split = tl.arange(0, SPLITS)
-    mask = (split[:, None] < splits) & (offs[None, :] < numel)
-    parts = tl.load(partials + split[:, None].to(tl.int64) * p_stride_split + offs[None, :], mask=mask, other=0.0)
-    tl.store(y + offs, tl.sum(parts, 0).to(y.dtype.element_ty), mask=offs < numel)
+    live = offs < numel
+    total = tl.load(partials + offs, mask=live, other=0.0)
+    for s in tl.static_range(1, SPLITS):
+        part = tl.load(partials + tl.full((), s, tl.int64) * p_stride_split + offs, mask=live & (s < splits), other=0.0)
+        total = tl.where(s < splits, total + part, total)
+    tl.store(y + offs, total.to(y.dtype.element_ty), mask=live)
 
 
 def shrink_blocks(K: int, N: int) -> tuple:
@@ -214,6 +235,13 @@ def tiles_per_program(batch_info, num_rows: int) -> int:
     return GROUP if tiles_of(batch_info) is not None and large else 1
 
 
+def sums_in_program(row_programs: int, out_tiles: int, splits: int) -> bool:
+    """Whether each program sums all of K's splits itself: with one split, or at least ``FUSE_MIN_PROGRAMS``
+    row programs and ``FUSE_MIN_TILES`` output tiles (host-side numbers: no sync; either way a row gets the
+    same bits)."""
+    return splits == 1 or (row_programs >= FUSE_MIN_PROGRAMS and out_tiles >= FUSE_MIN_TILES)
+
+
 @entry_point()
 def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_num: int = 1) -> torch.Tensor:
     """x (S, K), weights (L, stack_num*R, K) -> y (S, stack_num*R); cells past stack_num*r are undefined."""
@@ -225,21 +253,22 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         return y
     block_n, block_k, k_split = shrink_blocks(K, N)
     splits, n_tiles = triton.cdiv(K, k_split), triton.cdiv(N, block_n)
-    partials = torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
     common, layout = launch_common(batch_info)
     (tiles, segments_axis), segments = tile_grid(batch_info, S)
     group = tiles_per_program(batch_info, S)
+    table = tiles_of(batch_info) is not None
+    fused = sums_in_program(triton.cdiv(tiles, group) * segments_axis, tiles * segments_axis * n_tiles, splits)
+    programs = 1 if fused else splits  # per row tile and column tile
+    out = y if fused else torch.empty((splits, S, N), dtype=torch.float32, device=x.device)
     # with a tile table, tile-major on one axis: its idle tiles (at its end) run last; measured faster at
     # 64 tokens over 64 adapters than the table's tiles side by side (docs/experiments/compare_table_order_h100.txt)
     grid = (
-        (triton.cdiv(tiles, group) * n_tiles * splits, 1, 1)
-        if tiles_of(batch_info) is not None
-        else (tiles, segments_axis, n_tiles * splits)
+        (triton.cdiv(tiles, group) * n_tiles * programs, 1, 1) if table else (tiles, segments_axis, n_tiles * programs)
     )
     _shrink_kernel[grid](
         x,
         weights,
-        partials,
+        out,
         *common,
         K,
         k_split,
@@ -249,25 +278,28 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         x.stride(0),
         weights.stride(0),
         weights.stride(1),
-        partials.stride(0),
-        partials.stride(1),
+        0 if fused else out.stride(0),
+        out.stride(-2),
         **layout,
         SEGMENTS=segments,
         GROUP=group,
         BLOCK_S=BLOCK_S,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
+        FUSED=fused,
     )
+    if fused:
+        return y
     splits_p2 = triton.next_power_of_2(splits)
     block = max(SUM_ELEMENTS // splits_p2, 16)
     _sum_splits_kernel[(triton.cdiv(S * N, block),)](
-        partials,
+        out,
         y,
         batch_info.seg_indptr,
         batch_info.num_segments,
         N,
         splits,
-        partials.stride(0),
+        out.stride(0),
         SPLITS=splits_p2,
         BLOCK=block,
     )

@@ -207,33 +207,47 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "at least 1 by max(1, ...) and a power of two either way, and the chunk count follows from it "
         "(cdiv(num_segments + 1, chunk)); narrower chunks, or two where one would do, give the same sums"
     ),
-    "shrink._shrink_rows.L59.other.0": (
+    "shrink._shrink_rows.L69.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past K they meet x lanes masked to 0.0 (the same k mask), adding"
         " 0 * 1; past the slot's columns they only feed accumulator columns whose store is masked (n_mask)"
     ),
-    "shrink._shrink_kernel.L112.other.0": (
+    "shrink._shrink_kernel.L128.other.0": (
         "a tile past the table gets slot 0 instead of -1; its row count is 0 there (other=0), so the call's "
         "condition (live > 0) fails, and every later tile of the group is past the table too: `previous` is never "
         "compared with a live tile's slot"
     ),
-    "shrink._shrink_kernel.L113.other.0": (
+    "shrink._shrink_kernel.L129.other.0": (
         "a tile with no rows gets n_valid = stack_num instead of 0; the call's condition needs live > 0, so n_valid"
         " of such a tile is never used"
     ),
-    "shrink._shrink_kernel.L119.cmp.0": (
+    "shrink._shrink_kernel.L135.cmp.0": (
         "live >= 0 instead of live > 0: a tile with no rows passes that term, but its n_valid is 0 (the rank's load"
         " is masked by live > 0, other=0), so n_tile * BLOCK_N < n_valid fails: no call"
     ),
-    "shrink._shrink_kernel.L119.cmp.2": (
+    "shrink._sum_splits_kernel.L215.other.0": (
+        "the first partial's masked lanes read 1.0 instead of 0.0: they are the lanes past the live rows, and the "
+        "store uses the same mask (live): nothing of them is written"
+    ),
+    "shrink._sum_splits_kernel.L217.other.0": (
+        "a later partial's masked lanes read 1.0 instead of 0.0: lanes past the live rows are never stored, and a "
+        "padded split (s >= splits) is dropped by the tl.where on s < splits that follows"
+    ),
+    "shrink._sum_splits_kernel.L218.cmp.0": (
+        "s <= splits instead of <: the one padded split s == splits is added, as 0.0 (its load is masked by "
+        "s < splits); total + 0.0 == total unless total is -0.0, and no partial of a defined cell is: each is a "
+        "float32 sum started at +0.0 (tl.zeros), and a round-to-nearest sum is -0.0 only when both terms are (the "
+        "partials no program writes, as torch.empty left them, are of cells past stack_num*r: undefined)"
+    ),
+    "shrink._shrink_kernel.L135.cmp.2": (
         "n_tile * BLOCK_N <= n_valid instead of <: the one extra column tile starts at n_valid, so its column mask "
         "is all false: W is not read, no partial is stored"
     ),
-    "shrink._shrink_kernel.L158.cmp.0": (
+    "shrink._shrink_kernel.L175.cmp.0": (
         "rows_left < 0 instead of <= 0: a program with no rows runs on, but its row mask is all false, so x is not "
         "read and the partials' store is masked; its W loads stay in a valid slot's weights (an idle table tile is "
         "slot 0; without a table the slot is its segment's)"
     ),
-    "shrink._shrink_kernel.L158.cmp.1": (
+    "shrink._shrink_kernel.L175.cmp.1": (
         "n_tile * BLOCK_N > n_valid instead of >=: the program whose column tile starts at n_valid runs on with an "
         "all-false column mask: W is not read, no partial is stored"
     ),
@@ -271,7 +285,7 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
     "segments.table_block.L101.other.0": (
         "masked-off lanes take row 1 instead of 0; every use of a row is and-ed with the same row mask"
     ),
-    "shrink._shrink_rows.L58.other.0": (
+    "shrink._shrink_rows.L68.other.0": (
         "x's masked lanes read 1.0 instead of 0.0: past K they meet W lanes masked to 0.0 (the same k mask), "
         "adding 1 * 0; in rows off the row mask they only feed accumulator rows whose store is masked"
     ),
@@ -307,7 +321,7 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "(num_segments + 1 entries); the sum that finds the program's segment masks it again (idx < "
         "num_segments) and the segment's start is picked at idx == seg < num_segments: the value is never used"
     ),
-    "shrink._shrink_kernel.L158.exit.1": (
+    "shrink._shrink_kernel.L175.exit.1": (
         "the exit only saves work: without it a program with no rows left has an all-false row mask and one past "
         "the slot's columns an all-false column mask, so every load it makes of x is masked, its W loads stay in "
         "the slot's own (valid) weights, and its one store (the partials) is masked: the same cells are written"

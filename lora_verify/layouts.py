@@ -3,7 +3,7 @@
 "unsorted" is the per-sequence layout; "sorted" is impl's routing of it, its tile table included; the
 properties also compare "lookup" (the sorted layout with sglang's fields only, so that the kernels look each
 program's segment up in ``seg_indptr``) and "grouped" (the sorted one with impl grouping work per program,
-as it does on large batches only: ``GROUPING``).
+and shrink summing its splits in the program, as it does on large batches only: ``GROUPING``).
 """
 
 import contextlib
@@ -31,8 +31,12 @@ DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised
 # (LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0: the device reference for every case, as before; for comparisons)
 DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PRODUCTS", 1 << 25))
 # what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
-# shrink's table tiles (impl.shrink.tiles_per_program), expand's column tiles (impl.expand.column_tiles_per_program)
-GROUPING = {impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS"), impl.expand: ("MIN_PROGRAMS",)}
+# shrink's table tiles (impl.shrink.tiles_per_program) and its splits summed in the program (sums_in_program),
+# expand's column tiles (impl.expand.column_tiles_per_program)
+GROUPING = {
+    impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", "FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES"),
+    impl.expand: ("MIN_PROGRAMS",),
+}
 
 
 _routed = {}  # id of a per-sequence batch info -> (rows, impl's routing of it)

@@ -1,17 +1,17 @@
 """The regimes of impl's kernels: which path each launch took, declared once, and how often checked examples hit each.
 
-A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or
-not: ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped)
-and the table's tail; expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked weights and
-rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup in
-``seg_indptr``); programs with nothing to do (tiles past the live ones). :func:`recording` observes launches
-without changing them: for its duration the ``run`` method of each ``@triton.jit`` object
-(``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the launch's arguments
-(integer tensors copied on their device, no host sync: routing's test forbids one) before it runs; a
-:class:`Launch` summarises them into facts when they are first read, after the body. Each :class:`Regime` is a
-predicate over one launch's facts and the number of checked examples the CI profile must give it; the suite
-counts, per example, the regimes its launches took (``Tally.regimes``), the plugin prints the table and fails
-a complete ``ci`` run in which a regime got fewer examples than its minimum.
+A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or not:
+``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped) and the
+table's tail, its splits summed by each program (fused) or by a second kernel; expand's column tiles per program,
+whole-rank (``EVEN_K``) or rank-masked weights and rank block; how programs find their rows (per-sequence, the
+sorted tile table, or the lookup in ``seg_indptr``); programs with nothing to do (tiles past the live ones).
+:func:`recording` observes launches without changing them: for its duration the ``run`` method of each
+``@triton.jit`` object (``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the
+launch's arguments (integer tensors copied on their device, no host sync: routing's test forbids one) before it
+runs; a :class:`Launch` summarises them into facts when they are first read, after the body. Each :class:`Regime`
+is a predicate over one launch's facts and the number of checked examples the CI profile must give it; the suite
+counts, per example, the regimes its launches took (``Tally.regimes``), the plugin prints the table and fails a
+complete ``ci`` run in which a regime got fewer examples than its minimum.
 """
 
 import contextlib
@@ -86,6 +86,7 @@ def _facts_shrink(a: dict, grid: tuple) -> dict:
         rank_exit=any(n <= (n_tiles - 1) * block_n for n in n_valid),  # some column tile has nothing to do
         rank0=0 in n_valid,
         group=group,
+        fused=a["FUSED"],
         table_tail=group > 1 and len(f["table"]) % group != 0,
         mixed_group=any(len({s for rows, s in g if rows > 0}) > 1 for g in groups),
         idle_group=any(all(rows == 0 for rows, _ in g) for g in groups),
@@ -301,7 +302,11 @@ def _regimes():
         Regime("_shrink_kernel", "grouped: last group past the table's end", lambda f: f["table_tail"], MIN),
         Regime("_shrink_kernel", "grouped: several slots in one group", lambda f: f["mixed_group"], MIN),
         Regime("_shrink_kernel", "grouped: a group of idle tiles only", lambda f: f["idle_group"], MIN),
-        Regime("_sum_splits_kernel", "1 split", lambda f: f["splits"] == 1, MIN),
+        Regime("_shrink_kernel", "splits summed in the program (fused)", lambda f: f["fused"], MIN),
+        Regime("_shrink_kernel", "fused: several splits", lambda f: f["fused"] and f["splits"] > 1, MIN),
+        Regime("_shrink_kernel", "fused: several splits, grouped",
+               lambda f: f["fused"] and f["splits"] > 1 and f["group"] > 1, MIN),
+        Regime("_shrink_kernel", "splits summed by a second kernel", lambda f: not f["fused"], MIN),
         Regime("_sum_splits_kernel", "splits padded to a power of two (masked)", lambda f: f["padded"], MIN),
         Regime("_sum_splits_kernel", "last block partial", lambda f: f["tail"], MIN),
         Regime("_expand_kernel", "1 column tile per program", lambda f: f["column_tiles"] == 1, MIN),

@@ -80,6 +80,7 @@
 #                  branch adds the partials left to right, main with tl.sum (the suite checks the branch's bits
 #                  against its own layouts and the reference). The first h8 (docs/experiments/
 #                  compare_candidate_h100.txt) also timed expand's grouped rows: dropped, slower.
+#                  With 100 s left after the suite: the shrink launched with 8 warps against 4 on this tree.
 # h8s (one GPU, for a call with less time): h8 the other way round, the shrinks' part of the cold suite first
 #                  (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: either's seconds (575).
 # h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs). H9_S: its seconds (570).
@@ -390,8 +391,18 @@ h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the c
     say "branch against main, shrinks, full grid 8B, all shapes: exit $?"
     grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
   }
+  warps() {  # the shrink launched with 8 warps (a copy of impl/ in .out/warps8) against this tree, time allowing
+    rm -rf .out/warps8 && mkdir -p .out/warps8 && cp -r impl .out/warps8/ &&
+      sed -i 's/^        FUSED=fused,$/        FUSED=fused,\n        num_warps=8,/' .out/warps8/impl/shrink.py &&
+      grep -q 'num_warps=8' .out/warps8/impl/shrink.py || { say "warps: variant not made"; return; }
+    timeout $((${H8_S:-575} - SECONDS)) python3 -m benchmarks.compare . --new .out/warps8 --grid full --shapes all \
+      --rep 10 --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_warps8.log" 2>&1
+    say "shrink at 8 warps against 4 (this tree), full grid 8B, all shapes: exit $?"
+    grep geomean "$res/compare_warps8.log" >>"$out/$phase.txt"
+  }
   if [ "$phase" = h8 ]; then
-    compare_shrinks; cold_suite $((${H8_S:-575} - SECONDS))
+    compare_shrinks; cold_suite $((${H8_S:-575} - 60 - SECONDS))
+    if [ $((${H8_S:-575} - SECONDS)) -ge 100 ]; then warps; else say "warps: under 100 s left"; fi
   else
     GPU_SUITE_K=lora_a cold_suite $((${H8_S:-575} - 150 - SECONDS))
     if [ $((${H8_S:-575} - SECONDS)) -ge 150 ]; then compare_shrinks

@@ -23,14 +23,20 @@ LAYOUTS = {  # the kernels' three ways to find a program's rows (impl/segments.p
     "lookup": dict(SORTED=True, TABLE=False, SEGMENTS=64),
     "sorted": dict(SORTED=True, TABLE=True, SEGMENTS=1),
 }
-SHRINK = ("impl.shrink", "_shrink_kernel", dict(x=BF16, w=BF16, partials=F32, **BATCH))
+SHRINK = ("impl.shrink", "_shrink_kernel", dict(x=BF16, w=BF16, out=F32, **BATCH))  # out: the partials
+FUSED = ("impl.shrink", "_shrink_kernel", dict(x=BF16, w=BF16, out=BF16, **BATCH))  # out: y
 EXPAND = ("impl.expand", "_expand_kernel", dict(x=BF16, w=BF16, out=BF16, output_offset=P32, scalings=F32, **BATCH))
 CASES = {
     **{
-        f"shrink-{layout}": (*SHRINK, dict(**flags, GROUP=1, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128))
+        f"shrink-{layout}": (*SHRINK, dict(**flags, GROUP=1, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, FUSED=False))
         for layout, flags in LAYOUTS.items()
     },
-    "shrink-grouped": (*SHRINK, dict(**LAYOUTS["sorted"], GROUP=4, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128)),
+    "shrink-grouped": (*SHRINK, dict(**LAYOUTS["sorted"], GROUP=4, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, FUSED=False)),
+    "shrink-fused": (*FUSED, dict(**LAYOUTS["unsorted"], GROUP=1, BLOCK_S=16, BLOCK_N=16, BLOCK_K=128, FUSED=True)),
+    "shrink-grouped-fused": (
+        *FUSED,
+        dict(**LAYOUTS["sorted"], GROUP=4, BLOCK_S=16, BLOCK_N=16, BLOCK_K=128, FUSED=True),
+    ),
     "sum_splits": (
         "impl.shrink",
         "_sum_splits_kernel",
