@@ -24,7 +24,7 @@ SUM_ELEMENTS = 4096  # partials one program of _sum_splits_kernel adds up
 # measured (docs/experiments/compare_group_h100.txt): 0.60-0.92 of one tile per program at 1024 rows over 1 or 8 slots,
 # slower on fewer rows (too few programs) or more slots (a pass per slot among a program's tiles)
 GROUP, GROUP_MIN_ROWS, GROUP_MIN_SLOT_ROWS = 4, 1024, 128
-# each program sums its splits from 128 row programs and 256 output tiles (docs/experiments/compare_candidate_h100.txt)
+# each program sums its splits from 128 row programs and 256 output tiles (timed: docs/results/h100x1/README.md)
 FUSE_MIN_PROGRAMS, FUSE_MIN_TILES = 128, 256
 
 

@@ -73,14 +73,15 @@
 #                  cache, no durations, stopped at 570 s of the phase.
 # h7 (~9.5 min, one GPU, on h6's warm cache): the fuzzing rate (15 workers, bundles of 8, a one-minute box), then
 #                  routing's generated mutants compiled (memcheck for strays) while the call has time.
-# h8 (~9.5 min, one GPU; run from branch candidate/speed, .carry/main_tree = `git archive main impl`): the branch's
+# h8 (~9.5 min, one GPU; run from branch candidate/speed, merged since; .carry/main_tree = main's impl): the branch's
 #                  shrinks (splits summed in the program on grids of many row programs and output tiles) against
 #                  main's, side by side, every shape of the full grid's 8B layer, both layouts; then h9's cold suite
 #                  on the branch in the time left. down_proj's outputs may differ from main's in the last bit: the
 #                  branch adds the partials left to right, main with tl.sum (the suite checks the branch's bits
 #                  against its own layouts and the reference). The first h8 (docs/experiments/
 #                  compare_candidate_h100.txt) also timed expand's grouped rows: dropped, slower.
-#                  With 100 s left after the suite: the shrink launched with 8 warps against 4 on this tree.
+#                  With 100 s left after the suite: the shrink launched with 8 warps against 4 on this tree
+#                  (ninth session: slower; docs/results/h100x1/README.md).
 # h8s (one GPU, for a call with less time): h8 the other way round, the shrinks' part of the cold suite first
 #                  (GPU_SUITE_K=lora_a), then the comparison if 150 s are left. H8_S: either's seconds (575).
 # h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs). H9_S: its seconds (570).
@@ -105,7 +106,7 @@ quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1)
 stop="timeout -s INT -k 30"  # pytest prints its verdicts on SIGINT: $stop LIMIT CMD
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
 # the commit alone may not name the tree that ran (a device copy's HEAD was seen to lag): impl/'s own hash too
-impl_hash=$(find impl -name '*.py' | sort | xargs sha256sum | sha256sum | cut -c1-12)
+impl_hash=$(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $commit, impl/ $impl_hash"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
