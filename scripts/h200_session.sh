@@ -87,6 +87,9 @@
 # h9 (~9.5 min, one GPU): h6's cold suite on this tree (what merging a kernel edit needs). H9_S: its seconds (570).
 # h10 (~9.5 min, one GPU): the benchmark's full grid against every peer (.carry/vllm and .carry/sglang/0.5.23
 #                  carried), on this tree's kernels: issue 22's per-shape table.
+# h11 (~9.5 min, one GPU; for a session that may get one call): h10 stopped at 330 s (its budget 240 s; the H200
+#                  ran the whole grid in 204 s), then the generated mutants not argued equivalent that
+#                  docs/mutants_generated_gpu.json lacks, compiled, on every core, in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -118,25 +121,31 @@ cold_suite() {  # LIMIT: our whole suite at the gpu profile, 15 workers, into a 
   grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
   cp .out/durations.json "$res/durations.json"
 }
-mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE: the generated mutants docs/mutants_generated_gpu.json lacks, compiled
-  # (memcheck for strays), in two runs side by side: the expected survivors (the control among them), each on 4
-  # xdist workers, on all but the last 8 cores; the others, one process each, on those 8. Out: $res/mutants_gpu.json
-  # (the file's verdicts and the new ones: copy it back to docs/)
-  local gpus=$1 lo=$2 hi=$3 eq rest
+mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE [LIMIT] [others]: the generated mutants docs/mutants_generated_gpu.json
+  # lacks, compiled (memcheck for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected
+  # survivors (the control among them), each on 4 xdist workers, on all but the last 8 cores; the others, one
+  # process each, on those 8 ("others": the others alone, on every core). Out: $res/mutants_gpu.json (the file's
+  # verdicts and the new ones: copy it back to docs/)
+  local gpus=$1 lo=$2 hi=$3 limit=${4:-560} only=${5:-} eq rest
   read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
 done = {m['name'] for m in json.loads(Path('docs/mutants_generated_gpu.json').read_text())['mutants']}
 left = [m for m in generated.generate(Path('.')) if m.name not in done]
 print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for m in left if not m.equivalent) or '-')")
   run_part() {  # NAME CORES JOBS SURVIVOR_WORKERS NAMES
     [ "$5" != - ] || return 0
-    CUDA_VISIBLE_DEVICES=$gpus taskset -c "$2" timeout -s INT -k 20 560 python3 -m lora_verify mutants --generated \
-      --only ${5//,/ } --compiled --memcheck --parallel-sanity --budget 420 -j "$3" --survivor-workers "$4" \
+    CUDA_VISIBLE_DEVICES=$gpus taskset -c "$2" timeout -s INT -k 20 "$limit" python3 -m lora_verify mutants \
+      --generated --only ${5//,/ } --compiled --memcheck --parallel-sanity --budget $((limit * 3 / 4)) -j "$3" \
+      --survivor-workers "$4" \
       --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_$1.json" >"$res/mutants_$1.log" 2>&1
     say "generated mutants, compiled ($1: GPUs $gpus, cores $2, -j $3): exit $? $(grep -E 'kill rate' "$res/mutants_$1.log")"
   }
-  run_part expected "$lo-$((hi - 8))" $(((hi - 7 - lo) / 4)) 4 "$eq" &
-  run_part others "$((hi - 7))-$hi" 8 1 "$rest" &
-  wait
+  if [ "$only" = others ]; then
+    run_part others "$lo-$hi" $((hi - lo)) 1 "$rest"
+  else
+    run_part expected "$lo-$((hi - 8))" $(((hi - 7 - lo) / 4)) 4 "$eq" &
+    run_part others "$((hi - 7))-$hi" 8 1 "$rest" &
+    wait
+  fi
   python3 -c "import json, sys; from pathlib import Path
 record = json.loads(Path('docs/mutants_generated_gpu.json').read_text())
 mutants = {m['name']: m for m in record['mutants']}
@@ -411,11 +420,14 @@ h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the c
   fi ;;
 h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no durations
   cold_suite "${H9_S:-570}" ;;  # H9_S: the phase's seconds; GPU_SUITE_K: part of the suite
-h10)  # one GPU: the full grid against every peer (H10_S: the phase's seconds, 570 unless set; H10_LAYERS: --layers)
-  limit=${H10_S:-570}
+h10|h11)  # one GPU: the full grid against every peer (H10_S: its seconds, 570 for h10, 330 for h11; H10_LAYERS:
+  # --layers); h11 then runs the generated mutants not argued equivalent that docs/ lacks, in the time left
+  limit=${H10_S:-$([ "$phase" = h10 ] && echo 570 || echo 330)}
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $((limit - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
-  say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt" ;;
+  say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt"
+  left=$((570 - SECONDS))
+  if [ "$phase" = h11 ] && [ "$left" -ge 120 ]; then mutants_gpu 0 0 $((cores - 1)) "$left" others; fi ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
