@@ -395,20 +395,18 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if m.file.endswith(
   say "routing's generated mutants, compiled: exit $? $(grep 'kill rate' "$res/mutants_gpu.log")" ;;
 h8|h8s)  # one GPU: the branch's shrinks against main's, side by side, and the cold suite on the branch
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  compare_shrinks() {
-    timeout 200 python3 -m benchmarks.compare .carry/main_tree --grid full --shapes all --rep 10 \
-      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_main.log" 2>&1
-    say "branch against main, shrinks, full grid 8B, all shapes: exit $?"
-    grep geomean "$res/compare_main.log" >>"$out/$phase.txt"
+  shrinks() {  # NAME LIMIT WHAT COMPARE_ARGS...: the four shrinks side by side, full grid 8B, all shapes
+    local name=$1 limit=$2 what=$3; shift 3
+    timeout "$limit" python3 -m benchmarks.compare "$@" --grid full --shapes all --rep 10 \
+      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_$name.log" 2>&1
+    say "$what, shrinks, full grid 8B, all shapes: exit $?"; grep geomean "$res/compare_$name.log" >>"$out/$phase.txt"
   }
+  compare_shrinks() { shrinks main 200 "branch against main" .carry/main_tree; }
   warps() {  # the shrink launched with 8 warps (a copy of impl/ in .out/warps8) against this tree, time allowing
     rm -rf .out/warps8 && mkdir -p .out/warps8 && cp -r impl .out/warps8/ &&
       sed -i 's/^        FUSED=fused,$/        FUSED=fused,\n        num_warps=8,/' .out/warps8/impl/shrink.py &&
       grep -q 'num_warps=8' .out/warps8/impl/shrink.py || { say "warps: variant not made"; return; }
-    timeout $((${H8_S:-575} - SECONDS)) python3 -m benchmarks.compare . --new .out/warps8 --grid full --shapes all \
-      --rep 10 --ops shrink,qkv_shrink,gate_up_shrink,down_shrink >"$res/compare_warps8.log" 2>&1
-    say "shrink at 8 warps against 4 (this tree), full grid 8B, all shapes: exit $?"
-    grep geomean "$res/compare_warps8.log" >>"$out/$phase.txt"
+    shrinks warps8 $((${H8_S:-575} - SECONDS)) "8 warps against 4 (this tree)" . --new .out/warps8
   }
   if [ "$phase" = h8 ]; then
     compare_shrinks; cold_suite $((${H8_S:-575} - 60 - SECONDS))
