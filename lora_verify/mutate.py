@@ -23,7 +23,11 @@ interpreter's bounds checker sees a stray read whose value never reaches an outp
 not, so with ``--memcheck`` a mutant that survives the compiled selection and could stray
 (``GeneratedMutant.out_of_bounds``, or a hand mutant the CPU killed by a ``MemoryViolation``) runs again
 under compute-sanitizer's memcheck: closeness to the reference and layout agreement,
-``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report.
+``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report. A generated out-of-bounds
+mutant that the CPU run (``--cpu-json``) killed by a ``MemoryViolation`` takes memcheck first, and the compiled
+selection only if memcheck finds nothing: the verdict is the same either way (killed by either), and a stray
+read that never reaches an output survives the whole compiled selection (minutes) before memcheck's few
+examples see it.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
@@ -220,8 +224,8 @@ def copy_tree(source: Path, dest: Path) -> Path:
 
 def _verdict(name, rc, output, seconds) -> Result:
     if rc == 86:  # compute-sanitizer found an error
-        report = next((line for line in output.splitlines() if "Invalid __global__" in line), "a memcheck report")
-        return Result(name, True, f"memcheck: {report.strip('= ').strip()[:100]}", seconds)
+        found = re.search(r"Invalid __global__ .*", output)  # its line may begin with pytest's progress dots
+        return Result(name, True, f"memcheck: {found.group(0)[:100] if found else 'a memcheck report'}", seconds)
     if rc in (0, 1, 2, None, FAULT_EXIT) or rc < 0:  # passed, failed, interrupted, timeout, a fault, signal
         by = first_failure(output) or fault_line(output) or ("timeout" if rc is None else f"exit status {rc}")
         return Result(name, rc != 0, by if rc != 0 else "", seconds)
@@ -229,19 +233,27 @@ def _verdict(name, rc, output, seconds) -> Result:
 
 
 def run_mutant(mutant, source: Path, compiled=False, memcheck=None, workers=1) -> Result:
-    """Killed or survived; a survivor for which ``memcheck(mutant)`` holds runs again under it (the docstring).
-    ``workers`` > 1: its selection on that many xdist workers (an expected survivor runs all of it)."""
+    """Killed or survived. ``memcheck(mutant)``: "first" runs it under memcheck before the selection, "after" only
+    if it survives the selection, None never (the docstring). ``workers`` > 1: its selection on that many xdist
+    workers (an expected survivor runs all of it)."""
     start = time.monotonic()
+    order = memcheck(mutant) if memcheck else None
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = copy_tree(source, Path(tmp) / "tree")
         mutant.apply(tree)
         args = ["--mutated", mutant.file]
         spread = ["-n", str(workers), "--maxschedchunk", "1"] if workers > 1 else []
-        rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", [*args, *spread], compiled)
-        result = _verdict(mutant.name, rc, output, time.monotonic() - start)
-        if memcheck is not None and not result.killed and memcheck(mutant):
+
+        def under_memcheck():
             rc, output = run_selection(tree, LOGS / f"{mutant.name}.memcheck.log", args, compiled, memcheck=True)
+            return _verdict(mutant.name, rc, output, time.monotonic() - start)
+
+        result = under_memcheck() if order == "first" else None
+        if result is None or not result.killed:
+            rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", [*args, *spread], compiled)
             result = _verdict(mutant.name, rc, output, time.monotonic() - start)
+            if order == "after" and not result.killed:
+                result = under_memcheck()
     return result
 
 
@@ -309,13 +321,18 @@ def chosen_mutants(args) -> list:
     return [m for m in pool if m.quick or not args.quick]
 
 
-def out_of_bounds(cpu_json):
-    """Which mutants run under memcheck when they survive compiled: a generated one of the out-of-bounds
-    classes, or one the CPU run (``cpu_json``, if given) killed by a ``MemoryViolation``."""
+def memcheck_order(cpu_json):
+    """When a mutant runs under memcheck (``run_mutant``): "first" for a generated one of the out-of-bounds classes
+    that the CPU run (``cpu_json``, if given) killed by a ``MemoryViolation``; "after" for the other mutants of
+    those classes and the others the CPU killed so (a race, say, may show in values); None for the rest."""
     strays = set()
     if cpu_json:
         strays = {r["name"] for r in json.loads(Path(cpu_json).read_text())["mutants"] if "MemoryViolation" in r["by"]}
-    return lambda m: getattr(m, "out_of_bounds", False) or m.name in strays
+
+    def order(m):
+        oob = getattr(m, "out_of_bounds", False)
+        return "first" if oob and m.name in strays else "after" if oob or m.name in strays else None
+    return order
 
 
 def _record(args, catalogue, results, sanity, start) -> dict:
@@ -389,7 +406,7 @@ def main(argv=None):
         print(f"{len(done & {m.name for m in chosen})} mutants already in {args.json}: not run again", flush=True)
         chosen = [m for m in chosen if m.name not in done]
     catalogue = {m.name: m for m in chosen}
-    memcheck = out_of_bounds(args.cpu_json) if args.memcheck else None
+    memcheck = memcheck_order(args.cpu_json) if args.memcheck else None
     LOGS.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     results, sanity = {}, None

@@ -54,3 +54,29 @@ def test_an_expected_survivor_runs_its_selection_on_xdist_workers(tmp_path, monk
     monkeypatch.setattr(mutate, "copy_tree", lambda source, dest: dest.mkdir(parents=True) or dest)
     result = mutate.run_mutant(mutate.UNMUTATED, tmp_path, workers=3)
     assert not result.killed and seen == [["--mutated", "impl/batch_info.py", "-n", "3", "--maxschedchunk", "1"]]
+
+
+def test_a_stray_the_cpu_caught_takes_memcheck_first_and_the_selection_only_if_memcheck_finds_nothing(
+        tmp_path, monkeypatch):
+    import json
+
+    from lora_verify import mutate
+
+    stray, value = [m for m in generated.generate(ROOT) if m.out_of_bounds][:2]
+    cpu = tmp_path / "cpu.json"
+    cpu.write_text(json.dumps({"mutants": [{"name": stray.name, "by": "t: MemoryViolation('load')"},
+                                           {"name": value.name, "by": "t: values differ"}]}))
+    order = mutate.memcheck_order(cpu)
+    assert (order(stray), order(value), order(mutate.UNMUTATED)) == ("first", "after", None)
+    monkeypatch.setattr(mutate, "copy_tree", lambda source, dest: dest.mkdir(parents=True) or dest)
+    monkeypatch.setattr(generated.GeneratedMutant, "apply", lambda self, root: None)
+    for mutant, memcheck_rc, runs in ((stray, 86, ["memcheck"]), (stray, 0, ["memcheck", "selection"]),
+                                      (value, 86, ["selection", "memcheck"])):
+        seen = []
+
+        def selection(tree, log, args, compiled, memcheck=False, seen=seen, rc=memcheck_rc):
+            seen.append("memcheck" if memcheck else "selection")
+            return (rc if memcheck else 0), ""
+        monkeypatch.setattr(mutate, "run_selection", selection)
+        result = mutate.run_mutant(mutant, tmp_path / f"{mutant.name}-{memcheck_rc}", True, order)
+        assert seen == runs and result.killed == (memcheck_rc == 86)
