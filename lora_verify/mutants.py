@@ -138,6 +138,9 @@ MUTANTS = [
     Mutant("fused_split_dropped", SHRINK, "tl.where(k < k_split, acc, total + acc)",
            "tl.where(k < k_split, acc, total)",
            "a program that sums its splits keeps the first only"),
+    Mutant("splits_summed_into_empty", SHRINK, "total = tl.load(partials + offs, mask=live, other=0.0)",
+           "total = tl.load(y + offs, mask=live, other=0.0).to(tl.float32) + tl.load(partials + offs, mask=live)",
+           "the splits' sum starts from the output buffer as if it were zeroed (torch.empty: stale memory)"),
     Mutant("group_past_table", SEG, "in_table = first + pos // BLOCK_S < num_tiles", "in_table = first >= 0",
            "a grouped program reads tile-table rows past its end"),
     # ---- impl/expand.py (plain, qkv and gate/up expand)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from lora_verify.bounds import case_bound
 from lora_verify.inputs import GUARD_ROWS, subbatch
 from lora_verify.layouts import defined_cells, run, run_reference
+from lora_verify.scratch import poisoned
 
 
 def raw(t: torch.Tensor) -> torch.Tensor:
@@ -101,12 +102,16 @@ def sorted_matches_unsorted(module, case, layout, tally, profile, part=None):
 
 
 def deterministic(module, case, layout, tally, profile):
-    """The same call twice gives the same bits on every defined cell."""
+    """The same call twice gives the same bits on every defined cell; each call's fresh allocations hold another
+    poison (``lora_verify.scratch``), so an output that depends on memory nobody wrote differs too."""
     with tally.check(case.op.name, layout, "deterministic"):
-        first = run(module, case.fresh(), layout)
-        second = run(module, case, layout)
+        with poisoned(0):
+            first = run(module, case.fresh(), layout)
+        with poisoned(1):
+            second = run(module, case, layout)
         diff = _differing(first, second, defined_cells(case))
-        assert not diff, f"two identical calls differ at (token, column) {diff}"
+        assert not diff, (f"two identical calls differ at (token, column) {diff} (their fresh allocations held two "
+                          "poisons: an output read memory nobody wrote, or the calls are not deterministic)")
 
 
 def batch_invariant(module, case, layout, tally, profile, order):
