@@ -431,8 +431,10 @@ def main(argv=None):
         else:
             sanity = round(sanity_check(source, args.jobs, args.compiled))
             print(f"unmutated tree passes the selection ({sanity} s)", flush=True)
-        with ThreadPoolExecutor(args.jobs) as pool:  # expected survivors run the whole selection: start them first
-            runs = [pool.submit(run, m) for m in sorted(chosen, key=lambda m: not m.equivalent)]
+        # expected survivors run the whole selection: start them first; then the mutants memcheck takes first (quick)
+        first = (lambda m: memcheck(m) == "first") if memcheck else (lambda m: False)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            runs = [pool.submit(run, m) for m in sorted(chosen, key=lambda m: (not m.equivalent, not first(m)))]
             for done in as_completed(runs):
                 r = done.result()
                 if r is None:
