@@ -90,6 +90,8 @@
 # h11 (~9.5 min, one GPU; for a session that may get one call): h10 stopped at 330 s (its budget 240 s; the H200
 #                  ran the whole grid in 204 s), then the generated mutants not argued equivalent that
 #                  docs/mutants_generated_gpu.json lacks, compiled, on every core, in the time left.
+# h12 (~9.5 min, one GPU; a session's first call): on an H200, h10's grid (330 s), then h9's cold suite in the time
+#                  left; on another card (whose grid is timed already), the cold suite (330 s), then h11's mutants.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -121,11 +123,16 @@ cold_suite() {  # LIMIT: our whole suite at the gpu profile, 15 workers, into a 
   grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
   cp .out/durations.json "$res/durations.json"
 }
+bench_full() {  # LIMIT: the benchmark's full grid against every peer (H10_LAYERS: --layers), stopped at LIMIT s
+  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$1" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
+    ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $(($1 - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
+  say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt"
+}
 mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE [LIMIT] [others]: the generated mutants docs/mutants_generated_gpu.json
   # lacks, compiled (memcheck for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected
-  # survivors (the control among them), each on 4 xdist workers, on all but the last 8 cores; the others, one
-  # process each, on those 8 ("others": the others alone, on every core). Out: $res/mutants_gpu.json (the file's
-  # verdicts and the new ones: copy it back to docs/)
+  # survivors (the control among them), each on 4 xdist workers, on all but the last 8 cores (on all when no other
+  # is left); the others, one process each, on those 8 ("others": the others alone, on every core). Out:
+  # $res/mutants_gpu.json (the file's verdicts and the new ones: copy it back to docs/)
   local gpus=$1 lo=$2 hi=$3 limit=${4:-560} only=${5:-} eq rest
   read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
 done = {m['name'] for m in json.loads(Path('docs/mutants_generated_gpu.json').read_text())['mutants']}
@@ -141,6 +148,8 @@ print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for
   }
   if [ "$only" = others ]; then
     run_part others "$lo-$hi" $((hi - lo)) 1 "$rest"
+  elif [ "$rest" = - ]; then  # only expected survivors left: every core theirs
+    run_part expected "$lo-$hi" $(((hi + 1 - lo) / 4)) 4 "$eq"
   else
     run_part expected "$lo-$((hi - 8))" $(((hi - 7 - lo) / 4)) 4 "$eq" &
     run_part others "$((hi - 7))-$hi" 8 1 "$rest" &
@@ -420,12 +429,18 @@ h9)  # one GPU: our whole suite at the gpu profile on this tree, cold cache, no 
   cold_suite "${H9_S:-570}" ;;  # H9_S: the phase's seconds; GPU_SUITE_K: part of the suite
 h10|h11)  # one GPU: the full grid against every peer (H10_S: its seconds, 570 for h10, 330 for h11; H10_LAYERS:
   # --layers); h11 then runs the generated mutants not argued equivalent that docs/ lacks, in the time left
-  limit=${H10_S:-$([ "$phase" = h10 ] && echo 570 || echo 330)}
-  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
-    ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $((limit - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
-  say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt"
+  bench_full "${H10_S:-$([ "$phase" = h10 ] && echo 570 || echo 330)}"
   left=$((570 - SECONDS))
   if [ "$phase" = h11 ] && [ "$left" -ge 120 ]; then mutants_gpu 0 0 $((cores - 1)) "$left" others; fi ;;
+h12)  # one GPU, a session's first call: on an H200, h10's grid (330 s) and then h9's cold suite in the time left;
+  # on another card (its grid is already timed), the cold suite (330 s) and then the generated mutants not argued
+  # equivalent that docs/ lacks, in the time left
+  if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+    bench_full 330; cold_suite $((570 - SECONDS))
+  else
+    say "not an H200: the grid is not run"; cold_suite 330
+    left=$((570 - SECONDS)); [ "$left" -lt 120 ] || mutants_gpu 0 0 $((cores - 1)) "$left" others
+  fi ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
