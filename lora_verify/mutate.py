@@ -20,14 +20,17 @@ Logs: ``.out/mutants/<name>.log``; ``--json`` also writes each verdict (the CPU/
 ``--compiled`` runs the selection compiled on the CUDA device instead of the interpreter (the interpreter's
 own tests are left out; the ``-j`` processes share the visible GPUs, each mutant on the next one in turn). The
 interpreter's bounds checker sees a stray read whose value never reaches an output; the compiled GPU does
-not, so with ``--memcheck`` a mutant that survives the compiled selection and could stray
-(``GeneratedMutant.out_of_bounds``, or a hand mutant the CPU killed by a ``MemoryViolation``) runs again
-under compute-sanitizer's memcheck: closeness to the reference and layout agreement,
-``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, killed by any report. A generated out-of-bounds
-mutant that the CPU run (``--cpu-json``) killed by a ``MemoryViolation`` takes memcheck first, and the compiled
-selection only if memcheck finds nothing: the verdict is the same either way (killed by either), and a stray
-read that never reaches an output survives the whole compiled selection (minutes) before memcheck's few
-examples see it.
+not, so with ``--memcheck`` a mutant of the out-of-bounds classes (``GeneratedMutant.out_of_bounds``) that
+survives the compiled selection runs again under compute-sanitizer's memcheck: closeness to the reference and
+layout agreement, ``LORA_MEMCHECK_EXAMPLES`` (default 10) examples each, every launch argument alone in an
+allocation of its own size (``lora_verify.tight``: the suite's margins would hide a stray), killed by any
+report. A mutant that the CPU run (``--cpu-json``) killed by a ``MemoryViolation`` takes memcheck first, with the
+test that killed it on the CPU added to the tier, and the compiled selection only if memcheck finds nothing: the
+verdict is the same either way (killed by either), and a stray read that never reaches an output survives the
+whole compiled selection (minutes) before memcheck's few examples see it. With ``--cpu-json``, the test that
+killed a mutant on the CPU also runs alone, compiled, before its selection (one test of it: the same verdict,
+sooner). A run that printed pytest's summary and has not exited ``LINGER_S`` later is killed, its verdict taken
+from the summary.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
@@ -48,10 +51,12 @@ runs (``tox -e cpu``: every test file) with the CI profile's examples, and only 
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,8 +82,12 @@ WATCHDOG_S = "300"  # an example of the CI profile takes seconds on the interpre
 # early exit also drops that exit's mutants, and generate() then refuses EQUIVALENT's stale name (a false kill)
 PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*",
           "--ignore=tests/test_generated.py", "-m", "not gpu"]
-MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "86", "--print-limit", "5"]
+# --padding: bytes of no-man's land after every allocation, so that a stray past one is not inside the next
+MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--padding", "16384", "--error-exitcode", "86",
+            "--print-limit", "5"]
 MEMCHECK_TESTS = ["lora_verify/suite/test_properties.py", "-k", "close_to_reference or both", "-p", "no:xdist"]
+SUMMARY = re.compile(rb"\n(=+ )?\d+ (passed|failed|errors?|skipped|deselected)\b[^\n]* in [\d.]+s\b")  # pytest's end
+LINGER_S = 60  # a run still alive this long after pytest printed its summary is killed (the verdict is printed)
 
 _GPUS = None  # compiled runs: the GPUs to take in turn (CUDA_VISIBLE_DEVICES of this process, else all)
 
@@ -121,6 +130,12 @@ def pytest_configure(config):
     examples = int(os.environ.get("LORA_MUTANT_EXAMPLES", settings.default.max_examples))
     settings.register_profile("mutants", parent=settings.default, phases=phases, max_examples=examples)
     settings.load_profile("mutants")
+
+
+def pytest_unconfigure(config):
+    # a run still alive LINGER_S after its summary is killed by the runner (seen on the GPU, not explained): the
+    # threads' stacks go into its log before that
+    faulthandler.dump_traceback_later(LINGER_S // 2)
 
 
 def _params(item) -> dict:
@@ -193,9 +208,72 @@ def fault_line(output: str) -> str:
     return found.group(1)[:120] if found else ""
 
 
-def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False) -> tuple:
-    """Runs the selection in ``tree`` under the CI profile (interpreted, or compiled on the GPU; under memcheck:
-    its tier); (exit status, output)."""
+def test_file(tree: Path, test: str):
+    """The file of ``tree``'s tests (the selection's) that defines ``test``'s function ("name[params]"), or None."""
+    name = test.split("[")[0]
+    files = sorted((tree / "tests").glob("test_*.py")) + sorted((tree / "lora_verify/suite").glob("test_*.py"))
+    return next((str(f.relative_to(tree)) for f in files if name and f"def {name}(" in f.read_text()), None)
+
+
+def memcheck_tests(tree: Path, cpu_test: str = "") -> list:
+    """The memcheck tier's pytest arguments: closeness and layout agreement, and ``cpu_test`` (the test id that
+    killed the mutant on the CPU) where ``-k`` can name it and a test file of ``tree`` defines its function."""
+    file = test_file(tree, cpu_test) if re.fullmatch(r"[\w:+\-.\[\]/]+", cpu_test) else None
+    if file in (None, MEMCHECK_TESTS[0]):
+        return MEMCHECK_TESTS
+    return [MEMCHECK_TESTS[0], file, "-k", f"{MEMCHECK_TESTS[2]} or {cpu_test}", *MEMCHECK_TESTS[3:]]
+
+
+def _summary_printed(log: Path) -> bool:
+    """pytest's last line ("1 failed, 17 passed ... in 226.40s") is in ``log``."""
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+        return bool(SUMMARY.search(f.read()))
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL to ``pid`` and its descendants (Linux /proc)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait(proc, log: Path):
+    """``proc``'s exit status; None past ``TIMEOUT_S``. A run that printed pytest's summary and is still alive
+    ``LINGER_S`` later (seen on the GPU: a mutant's pytest that never exited) is killed, with the status its
+    summary gives (1 if anything failed)."""
+    start, summary_at = time.monotonic(), None
+    while proc.poll() is None:
+        time.sleep(1)
+        now = time.monotonic()
+        if summary_at is None and _summary_printed(log):
+            summary_at = now
+        if now - start > TIMEOUT_S or (summary_at is not None and now - summary_at > LINGER_S):
+            _kill_tree(proc.pid)
+            proc.wait()
+            if summary_at is None:
+                return None
+            tail = log.read_text(errors="replace")[-4096:]
+            return 1 if re.search(r"\d+ (failed|errors?)\b", tail) else 0
+    return proc.returncode
+
+
+def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False, targets=None) -> tuple:
+    """Runs the selection in ``tree`` under the CI profile, interpreted or compiled on the GPU, or under memcheck;
+    ``targets``: pytest's targets instead of the selection's paths (memcheck's tier, one test); (exit status,
+    output)."""
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "COLUMNS": "400"}
     if compiled:
         env.pop("TRITON_INTERPRET", None)
@@ -203,17 +281,15 @@ def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False
     else:
         env["TRITON_INTERPRET"] = "1"
     env.setdefault("LORA_WATCHDOG_S", WATCHDOG_S)
-    cmd = [sys.executable, "-m", "pytest", *PYTEST, *args]
-    if memcheck:  # every tensor its own allocation, so that a stray address lies outside all of them
+    cmd = [sys.executable, "-m", "pytest", *(PYTEST if targets is None else [*PYTEST[:4], *targets]), *args]
+    if memcheck:  # every launch argument alone in its own allocation (lora_verify.tight): a stray lies outside all
         examples = os.environ.get("LORA_MEMCHECK_EXAMPLES", "10")
-        env.update(PYTORCH_NO_CUDA_MEMORY_CACHING="1", LORA_MUTANT_EXAMPLES=examples)
-        cmd = [*MEMCHECK, sys.executable, "-m", "pytest", *PYTEST[:4], *MEMCHECK_TESTS, *args]
-    try:
-        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-        rc, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as e:
-        rc, output = None, f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {TIMEOUT_S} s"
-    log.write_text(output)
+        env.update(PYTORCH_NO_CUDA_MEMORY_CACHING="1", LORA_TIGHT="1", LORA_MUTANT_EXAMPLES=examples)
+        cmd = [*MEMCHECK, *cmd]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        rc = _wait(proc, log)
+    output = log.read_text(errors="replace") + ("" if rc is not None else f"\ntimed out after {TIMEOUT_S} s")
     return rc, output
 
 
@@ -223,8 +299,8 @@ def copy_tree(source: Path, dest: Path) -> Path:
 
 
 def _verdict(name, rc, output, seconds) -> Result:
-    if rc == 86:  # compute-sanitizer found an error
-        found = re.search(r"Invalid __global__ .*", output)  # its line may begin with pytest's progress dots
+    found = re.search(r"Invalid __global__ .*", output)  # its line may begin with pytest's progress dots
+    if rc == 86 or found:  # compute-sanitizer found an error (a run killed for lingering has no exit status)
         return Result(name, True, f"memcheck: {found.group(0)[:100] if found else 'a memcheck report'}", seconds)
     if rc in (0, 1, 2, None, FAULT_EXIT) or rc < 0:  # passed, failed, interrupted, timeout, a fault, signal
         by = first_failure(output) or fault_line(output) or ("timeout" if rc is None else f"exit status {rc}")
@@ -233,11 +309,13 @@ def _verdict(name, rc, output, seconds) -> Result:
 
 
 def run_mutant(mutant, source: Path, compiled=False, memcheck=None, workers=1) -> Result:
-    """Killed or survived. ``memcheck(mutant)``: "first" runs it under memcheck before the selection, "after" only
-    if it survives the selection, None never (the docstring). ``workers`` > 1: its selection on that many xdist
-    workers (an expected survivor runs all of it)."""
+    """Killed or survived. ``memcheck(mutant)`` (``memcheck_order``) is ``(when, cpu_test)``: when "first", the
+    mutant runs under memcheck before the selection, "after" only if it survives the selection, None never (the
+    docstring); memcheck's tier then includes ``cpu_test``, the test that killed it on the CPU, which also runs
+    alone before the selection (a test of the selection: the verdict is the same, sooner). ``workers`` > 1: its
+    selection on that many xdist workers (an expected survivor runs all of it)."""
     start = time.monotonic()
-    order = memcheck(mutant) if memcheck else None
+    order, cpu_test = memcheck(mutant) if memcheck else (None, "")
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
         tree = copy_tree(source, Path(tmp) / "tree")
         mutant.apply(tree)
@@ -245,10 +323,19 @@ def run_mutant(mutant, source: Path, compiled=False, memcheck=None, workers=1) -
         spread = ["-n", str(workers), "--maxschedchunk", "1"] if workers > 1 else []
 
         def under_memcheck():
-            rc, output = run_selection(tree, LOGS / f"{mutant.name}.memcheck.log", args, compiled, memcheck=True)
+            rc, output = run_selection(tree, LOGS / f"{mutant.name}.memcheck.log", args, compiled, True,
+                                       memcheck_tests(tree, cpu_test))
             return _verdict(mutant.name, rc, output, time.monotonic() - start)
 
+        def cpu_test_alone():  # None where this tree has no such test (pytest's 4: not found; 5: none selected)
+            file = test_file(tree, cpu_test)
+            rc, output = run_selection(tree, LOGS / f"{mutant.name}.alone.log", args, compiled,
+                                       targets=[f"{file}::{cpu_test}"]) if file else (4, "")
+            return None if rc in (4, 5) else _verdict(mutant.name, rc, output, time.monotonic() - start)
+
         result = under_memcheck() if order == "first" else None
+        if cpu_test and not (result and result.killed):
+            result = cpu_test_alone() or result
         if result is None or not result.killed:
             rc, output = run_selection(tree, LOGS / f"{mutant.name}.log", [*args, *spread], compiled)
             result = _verdict(mutant.name, rc, output, time.monotonic() - start)
@@ -322,16 +409,19 @@ def chosen_mutants(args) -> list:
 
 
 def memcheck_order(cpu_json):
-    """When a mutant runs under memcheck (``run_mutant``): "first" for a generated one of the out-of-bounds classes
-    that the CPU run (``cpu_json``, if given) killed by a ``MemoryViolation``; "after" for the other mutants of
-    those classes and the others the CPU killed so (a race, say, may show in values); None for the rest."""
-    strays = set()
+    """``(when, cpu_test)`` for a mutant under memcheck (``run_mutant``): "first" for a mutant the CPU run
+    (``cpu_json``, if given) killed by a ``MemoryViolation``; "after" for the other mutants of the out-of-bounds
+    classes; None for the rest. ``cpu_test``: the test that killed it on the CPU ("" if none did)."""
+    killed = {}
     if cpu_json:
-        strays = {r["name"] for r in json.loads(Path(cpu_json).read_text())["mutants"] if "MemoryViolation" in r["by"]}
+        killed = {r["name"]: r["by"] for r in json.loads(Path(cpu_json).read_text())["mutants"] if r["killed"]}
 
     def order(m):
-        oob = getattr(m, "out_of_bounds", False)
-        return "first" if oob and m.name in strays else "after" if oob or m.name in strays else None
+        by = killed.get(m.name, "")
+        cpu_test = by.split(": ")[0] if re.match(r"test_\w+(\[[^\]]*\])?(: |$)", by) else ""
+        if "MemoryViolation" in by:
+            return "first", cpu_test
+        return ("after" if getattr(m, "out_of_bounds", False) else None), cpu_test
     return order
 
 
@@ -432,7 +522,7 @@ def main(argv=None):
             sanity = round(sanity_check(source, args.jobs, args.compiled))
             print(f"unmutated tree passes the selection ({sanity} s)", flush=True)
         # expected survivors run the whole selection: start them first; then the mutants memcheck takes first (quick)
-        first = (lambda m: memcheck(m) == "first") if memcheck else (lambda m: False)
+        first = (lambda m: memcheck(m)[0] == "first") if memcheck else (lambda m: False)
         with ThreadPoolExecutor(args.jobs) as pool:
             runs = [pool.submit(run, m) for m in sorted(chosen, key=lambda m: (not m.equivalent, not first(m)))]
             for done in as_completed(runs):

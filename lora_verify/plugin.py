@@ -97,6 +97,10 @@ def pytest_configure(config):
         tally.progress = None
     config._lora_progress = prefix
     compiles.install()
+    if os.environ.get("LORA_TIGHT") == "1":  # memcheck's runs: each launch argument alone in its allocation
+        from lora_verify import tight
+
+        tight.install()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own: nothing else relies on it
         try:
             signal.signal(signal.SIGINT, _note_sigint)

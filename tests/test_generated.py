@@ -56,27 +56,66 @@ def test_an_expected_survivor_runs_its_selection_on_xdist_workers(tmp_path, monk
     assert not result.killed and seen == [["--mutated", "impl/batch_info.py", "-n", "3", "--maxschedchunk", "1"]]
 
 
-def test_a_stray_the_cpu_caught_takes_memcheck_first_and_the_selection_only_if_memcheck_finds_nothing(
-        tmp_path, monkeypatch):
+def test_a_stray_the_cpu_caught_takes_memcheck_first_then_its_cpu_test_alone_then_the_selection(tmp_path, monkeypatch):
     import json
 
     from lora_verify import mutate
 
     stray, value = [m for m in generated.generate(ROOT) if m.out_of_bounds][:2]
+    other = next(m for m in generated.generate(ROOT) if not m.out_of_bounds)
     cpu = tmp_path / "cpu.json"
-    cpu.write_text(json.dumps({"mutants": [{"name": stray.name, "by": "t: MemoryViolation('load')"},
-                                           {"name": value.name, "by": "t: values differ"}]}))
+    cpu.write_text(json.dumps({"mutants": [
+        {"name": stray.name, "killed": True, "by": "test_x[a-1]: MemoryViolation('load')"},
+        {"name": value.name, "killed": True, "by": "crash: illegal address"},
+        {"name": other.name, "killed": True, "by": "test_y: MemoryViolation('store')"}]}))
     order = mutate.memcheck_order(cpu)
-    assert (order(stray), order(value), order(mutate.UNMUTATED)) == ("first", "after", None)
+    assert [order(m) for m in (stray, value, other, mutate.UNMUTATED)] == [
+        ("first", "test_x[a-1]"), ("after", ""), ("first", "test_y"), (None, "")]
     monkeypatch.setattr(mutate, "copy_tree", lambda source, dest: dest.mkdir(parents=True) or dest)
+    monkeypatch.setattr(mutate, "test_file", lambda tree, test: "tests/test_x.py" if "test_x" in test else None)
     monkeypatch.setattr(generated.GeneratedMutant, "apply", lambda self, root: None)
-    for mutant, memcheck_rc, runs in ((stray, 86, ["memcheck"]), (stray, 0, ["memcheck", "selection"]),
-                                      (value, 86, ["selection", "memcheck"])):
+    for i, (mutant, status, runs) in enumerate((
+            (stray, {"memcheck": 86}, ["memcheck"]),
+            (stray, {"memcheck": 0, "alone": 1}, ["memcheck", "alone"]),
+            (stray, {"memcheck": 0, "alone": 5, "selection": 1}, ["memcheck", "alone", "selection"]),  # deselected
+            (stray, {"memcheck": 0, "alone": 0, "selection": 0}, ["memcheck", "alone", "selection"]),
+            (value, {"selection": 0, "memcheck": 86}, ["selection", "memcheck"]))):
         seen = []
 
-        def selection(tree, log, args, compiled, memcheck=False, seen=seen, rc=memcheck_rc):
-            seen.append("memcheck" if memcheck else "selection")
-            return (rc if memcheck else 0), ""
+        def selection(tree, log, args, compiled, memcheck=False, targets=None, seen=seen, status=status):
+            kind = "memcheck" if memcheck else "alone" if targets else "selection"
+            assert kind != "alone" or targets == ["tests/test_x.py::test_x[a-1]"]
+            seen.append(kind)
+            return status[kind], ""
         monkeypatch.setattr(mutate, "run_selection", selection)
-        result = mutate.run_mutant(mutant, tmp_path / f"{mutant.name}-{memcheck_rc}", True, order)
-        assert seen == runs and result.killed == (memcheck_rc == 86)
+        result = mutate.run_mutant(mutant, tmp_path / str(i), True, order)
+        assert seen == runs and result.killed == any(status[kind] in (1, 86) for kind in runs)
+
+
+def test_memcheck_adds_the_cpus_killing_test_where_k_can_name_it():
+    from lora_verify.mutate import MEMCHECK_TESTS, memcheck_tests
+
+    tier = "close_to_reference or both"
+    assert memcheck_tests(ROOT, "test_regime_edge[sgemm_lora_a_fwd-R24-64]") == [
+        MEMCHECK_TESTS[0], "lora_verify/suite/test_edges.py", "-k",
+        f"{tier} or test_regime_edge[sgemm_lora_a_fwd-R24-64]", "-p", "no:xdist"]
+    assert memcheck_tests(ROOT, "test_routing_invariants")[1:4] == [
+        "lora_verify/suite/test_routing.py", "-k", f"{tier} or test_routing_invariants"]
+    for unnamed in ("test_property[qkv_lora_b_fwd-sorted_==_unsorted-both-lookup]", "test_no_such_test", ""):
+        assert memcheck_tests(ROOT, unnamed) == MEMCHECK_TESTS  # "==" is no -k name; the tier has the property
+
+
+def test_a_run_that_lingers_after_its_summary_is_killed_with_the_summarys_verdict(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from lora_verify import mutate
+
+    monkeypatch.setattr(mutate, "LINGER_S", 1)
+    for summary, status in (("1 failed, 17 passed, 1 warning in 226.40s (0:03:46)", 1), ("3 passed in 0.10s", 0)):
+        log = tmp_path / "run.log"
+        script = f"print('..F'); print({summary!r}, flush=True); import time; time.sleep(60)"
+        with open(log, "w") as out:
+            start = time.monotonic()
+            proc = mutate.subprocess.Popen([sys.executable, "-c", script], stdout=out)
+            assert mutate._wait(proc, log) == status and time.monotonic() - start < 30
