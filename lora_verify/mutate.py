@@ -27,9 +27,9 @@ allocation of its own size (``lora_verify.tight``: the suite's margins would hid
 report. A mutant that the CPU run (``--cpu-json``) killed by a ``MemoryViolation`` takes memcheck first, with the
 test that killed it on the CPU added to the tier, and the compiled selection only if memcheck finds nothing: the
 verdict is the same either way (killed by either), and a stray read that never reaches an output survives the
-whole compiled selection (minutes) before memcheck's few examples see it. With ``--cpu-json``, the test that
-killed a mutant on the CPU also runs alone, compiled, before its selection (one test of it: the same verdict,
-sooner). A run that printed pytest's summary and has not exited ``LINGER_S`` later is killed, its verdict taken
+whole compiled selection (minutes) before memcheck's few examples see it. With ``--memcheck --cpu-json``, the test
+that killed a mutant on the CPU also runs alone, compiled, before its selection (one test of it: the same
+verdict, sooner). A run that printed pytest's summary and has not exited ``LINGER_S`` later is killed, its verdict taken
 from the summary.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
@@ -208,7 +208,7 @@ def fault_line(output: str) -> str:
     return found.group(1)[:120] if found else ""
 
 
-def test_file(tree: Path, test: str):
+def defining_file(tree: Path, test: str):
     """The file of ``tree``'s tests (the selection's) that defines ``test``'s function ("name[params]"), or None."""
     name = test.split("[")[0]
     files = sorted((tree / "tests").glob("test_*.py")) + sorted((tree / "lora_verify/suite").glob("test_*.py"))
@@ -217,9 +217,10 @@ def test_file(tree: Path, test: str):
 
 def memcheck_tests(tree: Path, cpu_test: str = "") -> list:
     """The memcheck tier's pytest arguments: closeness and layout agreement, and ``cpu_test`` (the test id that
-    killed the mutant on the CPU) where ``-k`` can name it and a test file of ``tree`` defines its function."""
-    file = test_file(tree, cpu_test) if re.fullmatch(r"[\w:+\-.\[\]/]+", cpu_test) else None
-    if file in (None, MEMCHECK_TESTS[0]):
+    killed the mutant on the CPU) where ``-k`` can name it and a test file of ``tree`` defines its function, but
+    not a CUDA-graph test (a capture needs the caching allocator, which memcheck's runs turn off)."""
+    file = defining_file(tree, cpu_test) if re.fullmatch(r"[\w:+\-.\[\]/]+", cpu_test) else None
+    if file in (None, MEMCHECK_TESTS[0], "lora_verify/suite/test_graph.py"):
         return MEMCHECK_TESTS
     return [MEMCHECK_TESTS[0], file, "-k", f"{MEMCHECK_TESTS[2]} or {cpu_test}", *MEMCHECK_TESTS[3:]]
 
@@ -328,7 +329,7 @@ def run_mutant(mutant, source: Path, compiled=False, memcheck=None, workers=1) -
             return _verdict(mutant.name, rc, output, time.monotonic() - start)
 
         def cpu_test_alone():  # None where this tree has no such test (pytest's 4: not found; 5: none selected)
-            file = test_file(tree, cpu_test)
+            file = defining_file(tree, cpu_test)
             rc, output = run_selection(tree, LOGS / f"{mutant.name}.alone.log", args, compiled,
                                        targets=[f"{file}::{cpu_test}"]) if file else (4, "")
             return None if rc in (4, 5) else _verdict(mutant.name, rc, output, time.monotonic() - start)

@@ -6,10 +6,12 @@
 #
 # The seeded sample of lora_verify/generated.py's mutants that `lora-verify mutants --generated --sample SAMPLE
 # --seed SEED` names, each in its own copy of the tree, compiled on the GPU under the CI profile: 16 pytest
-# processes at a time share the device, the unmutated tree among them as a control that must survive. A mutant
-# that survives and could stray (a mask, comparison or early exit changed, or one the CPU run killed by a
-# MemoryViolation) runs again under compute-sanitizer's memcheck (closeness and layout agreement, 10 examples
-# each). No mutant starts after BUDGET_S seconds; each verdict is written as it ends, so a cut run keeps them.
+# processes at a time share the device, the unmutated tree among them as a control that must survive. Each runs
+# first the test that killed it on the CPU (docs/mutants_generated_cpu.json), alone; one the CPU killed by a
+# MemoryViolation runs under compute-sanitizer's memcheck before that (closeness and layout agreement and that
+# test, 10 examples each, each launch argument alone in its allocation: lora_verify/tight.py), and one that
+# survives the selection and could stray (a mask, comparison or early exit changed) after it. No mutant starts
+# after BUDGET_S seconds; each verdict is written as it ends, so a cut run keeps them.
 # Out: OUTDIR/gpu.json (verdicts), OUTDIR/gpu.log, OUTDIR/compare.md (each mutant's CPU verdict from
 # docs/mutants_generated_cpu.json beside its GPU one, disagreements first); logs in .out/mutants/.
 set -uo pipefail
