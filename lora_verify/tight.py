@@ -55,7 +55,7 @@ def _run(cls):
         copies = _copies([*args, *kwargs.values()])
 
         def moved(v):
-            return copies[id(v)][1] if id(v) in copies and copies[id(v)][0] is v else v
+            return copies[id(v)][1] if id(v) in copies else v
 
         result = original(self, *map(moved, args), grid=grid, warmup=warmup,
                           **{k: moved(v) for k, v in kwargs.items()})
