@@ -27,10 +27,10 @@ allocation of its own size (``lora_verify.tight``: the suite's margins would hid
 report. A mutant that the CPU run (``--cpu-json``) killed by a ``MemoryViolation`` takes memcheck first, with the
 test that killed it on the CPU added to the tier, and the compiled selection only if memcheck finds nothing: the
 verdict is the same either way (killed by either), and a stray read that never reaches an output survives the
-whole compiled selection (minutes) before memcheck's few examples see it. With ``--memcheck --cpu-json``, the test
-that killed a mutant on the CPU also runs alone, compiled, before its selection (one test of it: the same
-verdict, sooner). A run that printed pytest's summary and has not exited ``LINGER_S`` later is killed, its verdict taken
-from the summary.
+whole compiled selection (minutes) before memcheck's few examples see it. With ``--cpu-json``, the test that
+killed a mutant on the CPU also runs alone before its selection (one test of it: the same verdict, sooner). A
+run that printed pytest's summary and has not exited ``LINGER_S`` later is killed, its verdict taken from the
+summary.
 
 The same module is the pytest plugin of those runs (``-p lora_verify.mutate``). It keeps everything the CI
 runs (``tox -e cpu``: every test file) with the CI profile's examples, and only makes a kill cheaper:
@@ -86,6 +86,8 @@ PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", 
 MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--padding", "16384", "--error-exitcode", "86",
             "--print-limit", "5"]
 MEMCHECK_TESTS = ["lora_verify/suite/test_properties.py", "-k", "close_to_reference or both", "-p", "no:xdist"]
+# every tensor its own cudaMalloc, every launch argument alone in its allocation (lora_verify.tight)
+MEMCHECK_ENV = {"PYTORCH_NO_CUDA_MEMORY_CACHING": "1", "LORA_TIGHT": "1"}
 SUMMARY = re.compile(rb"\n(=+ )?\d+ (passed|failed|errors?|skipped|deselected)\b[^\n]* in [\d.]+s\b")  # pytest's end
 LINGER_S = 60  # a run still alive this long after pytest printed its summary is killed (the verdict is printed)
 
@@ -283,9 +285,8 @@ def run_selection(tree: Path, log: Path, args=(), compiled=False, memcheck=False
         env["TRITON_INTERPRET"] = "1"
     env.setdefault("LORA_WATCHDOG_S", WATCHDOG_S)
     cmd = [sys.executable, "-m", "pytest", *(PYTEST if targets is None else [*PYTEST[:4], *targets]), *args]
-    if memcheck:  # every launch argument alone in its own allocation (lora_verify.tight): a stray lies outside all
-        examples = os.environ.get("LORA_MEMCHECK_EXAMPLES", "10")
-        env.update(PYTORCH_NO_CUDA_MEMORY_CACHING="1", LORA_TIGHT="1", LORA_MUTANT_EXAMPLES=examples)
+    if memcheck:  # a stray then lies outside every allocation
+        env.update(MEMCHECK_ENV, LORA_MUTANT_EXAMPLES=os.environ.get("LORA_MEMCHECK_EXAMPLES", "10"))
         cmd = [*MEMCHECK, *cmd]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -409,10 +410,11 @@ def chosen_mutants(args) -> list:
     return [m for m in pool if m.quick or not args.quick]
 
 
-def memcheck_order(cpu_json):
-    """``(when, cpu_test)`` for a mutant under memcheck (``run_mutant``): "first" for a mutant the CPU run
-    (``cpu_json``, if given) killed by a ``MemoryViolation``; "after" for the other mutants of the out-of-bounds
-    classes; None for the rest. ``cpu_test``: the test that killed it on the CPU ("" if none did)."""
+def memcheck_order(cpu_json, memcheck=True):
+    """``(when, cpu_test)`` for a mutant (``run_mutant``). ``when`` it runs under memcheck (None without
+    ``memcheck``): "first" for a mutant the CPU run (``cpu_json``, if given) killed by a ``MemoryViolation``;
+    "after" for the other mutants of the out-of-bounds classes; None for the rest. ``cpu_test``: the test that
+    killed it on the CPU ("" if none did)."""
     killed = {}
     if cpu_json:
         killed = {r["name"]: r["by"] for r in json.loads(Path(cpu_json).read_text())["mutants"] if r["killed"]}
@@ -420,6 +422,8 @@ def memcheck_order(cpu_json):
     def order(m):
         by = killed.get(m.name, "")
         cpu_test = by.split(": ")[0] if re.match(r"test_\w+(\[[^\]]*\])?(: |$)", by) else ""
+        if not memcheck:
+            return None, cpu_test
         if "MemoryViolation" in by:
             return "first", cpu_test
         return ("after" if getattr(m, "out_of_bounds", False) else None), cpu_test
@@ -468,7 +472,8 @@ def main(argv=None):
     parser.add_argument("-j", "--jobs", type=int, default=2, help="mutants run at once (one pytest each)")
     parser.add_argument("--compiled", action="store_true", help="compiled on the CUDA device, not interpreted")
     parser.add_argument("--memcheck", action="store_true", help="with --compiled: strays' survivors under memcheck")
-    parser.add_argument("--cpu-json", default=None, help="with --memcheck: a CPU run's --json (MemoryViolation kills)")
+    parser.add_argument("--cpu-json", default=None, help="a CPU run's --json: each mutant first by the test that "
+                        "killed it there; with --memcheck, memcheck first for its MemoryViolation kills")
     parser.add_argument("--json", default=None, help="each mutant's verdict, rewritten as each one ends")
     parser.add_argument("--resume", action="store_true",
                         help="with --json: leave out the mutants that file already holds and keep their verdicts "
@@ -497,7 +502,7 @@ def main(argv=None):
         print(f"{len(done & {m.name for m in chosen})} mutants already in {args.json}: not run again", flush=True)
         chosen = [m for m in chosen if m.name not in done]
     catalogue = {m.name: m for m in chosen}
-    memcheck = memcheck_order(args.cpu_json) if args.memcheck else None
+    memcheck = memcheck_order(args.cpu_json, args.memcheck) if args.memcheck or args.cpu_json else None
     LOGS.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     results, sanity = {}, None

@@ -71,6 +71,7 @@ def test_a_stray_the_cpu_caught_takes_memcheck_first_then_its_cpu_test_alone_the
     order = mutate.memcheck_order(cpu)
     assert [order(m) for m in (stray, value, other, mutate.UNMUTATED)] == [
         ("first", "test_x[a-1]"), ("after", ""), ("first", "test_y"), (None, "")]
+    assert mutate.memcheck_order(cpu, memcheck=False)(stray) == (None, "test_x[a-1]")  # the CPU's test, no memcheck
     monkeypatch.setattr(mutate, "copy_tree", lambda source, dest: dest.mkdir(parents=True) or dest)
     monkeypatch.setattr(mutate, "defining_file", lambda tree, test: "tests/test_x.py" if "test_x" in test else None)
     monkeypatch.setattr(generated.GeneratedMutant, "apply", lambda self, root: None)

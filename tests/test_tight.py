@@ -92,12 +92,12 @@ torch.cuda.synchronize()
 @pytest.mark.gpu
 @pytest.mark.skipif(not shutil.which("compute-sanitizer"), reason="needs compute-sanitizer (CUDA's toolkit)")
 def test_memcheck_sees_a_stray_past_a_moved_argument_and_not_the_same_stray_into_its_margin():
-    from lora_verify.mutate import MEMCHECK
+    from lora_verify.mutate import MEMCHECK, MEMCHECK_ENV
 
     root = Path(__file__).resolve().parents[1]
     status = {}
     for tight_on in ("1", "0"):
-        env = {**os.environ, "PYTORCH_NO_CUDA_MEMORY_CACHING": "1", "PYTHONPATH": str(root)}
+        env = {**os.environ, **MEMCHECK_ENV, "PYTHONPATH": str(root)}  # LORA_TIGHT is read by the pytest plugin only
         script = ("from lora_verify import tight; tight.install()\n" if tight_on == "1" else "") + MEMCHECK_STRAY
         run = subprocess.run([*MEMCHECK, sys.executable, "-c", script], cwd=root, env=env, capture_output=True,
                              text=True, timeout=300)
