@@ -92,6 +92,10 @@
 #                  docs/mutants_generated_gpu.json lacks, compiled, on every core, in the time left.
 # h12 (~9.5 min, one GPU; a session's first call): on an H200, h10's grid (330 s), then h9's cold suite in the time
 #                  left; on another card (whose grid is timed already), the cold suite (330 s), then h11's mutants.
+# h13 (~9.5 min, one GPU; a session's first call): on an H200, h12's; on another card, the memcheck layer first
+#                  (tests/test_tight.py compiled: a planted stray must be reported with lora_verify/tight.py's
+#                  copies and not without; then the unmutated tree's memcheck tier, as the runner runs it: any
+#                  report there would make memcheck's kills mean nothing), then h11's mutants, the others first.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -440,6 +444,17 @@ h12)  # one GPU, a session's first call: on an H200, h10's grid (330 s) and then
   else
     say "not an H200: the grid is not run"; cold_suite 330
     left=$((570 - SECONDS)); [ "$left" -lt 120 ] || mutants_gpu 0 0 $((cores - 1)) "$left" others
+  fi ;;
+h13)  # one GPU, a session's first call: on an H200 as h12; elsewhere the memcheck layer checked, then the mutants
+  if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+    bench_full 330; cold_suite $((570 - SECONDS))
+  else
+    say "not an H200: the grid is not run"
+    timeout 240 python3 -m pytest -q -rA -p no:cacheprovider tests/test_tight.py >"$res/tight.log" 2>&1
+    say "tests/test_tight.py compiled: exit $? $(grep -E ' passed| failed' "$res/tight.log" | tail -1)"
+    HYPOTHESIS_PROFILE=ci LORA_MUTANT_EXAMPLES=10 timeout 200 scripts/sanitize.sh -p lora_verify.mutate >"$res/sanitize.log" 2>&1
+    say "unmutated tree, memcheck tier (scripts/sanitize.sh, ci profile, 10 examples): exit $? $(grep -E ' passed| failed|ERROR SUMMARY' "$res/sanitize.log" | tail -2 | tr '\n' ' ')"
+    mutants_gpu 0 0 $((cores - 1)) $((570 - SECONDS))
   fi ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
