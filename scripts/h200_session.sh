@@ -133,14 +133,16 @@ bench_full() {  # LIMIT: the benchmark's full grid against every peer (H10_LAYER
   say "bench full: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt"
 }
 mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE [LIMIT] [others]: the generated mutants docs/mutants_generated_gpu.json
-  # lacks, compiled (memcheck for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected
-  # survivors (the control among them), each on 4 xdist workers, on all but the last 8 cores (on all when no other
-  # is left); the others, one process each, on those 8 ("others": the others alone, on every core). Out:
-  # $res/mutants_gpu.json (the file's verdicts and the new ones: copy it back to docs/)
+  # lacks or gives another verdict than the CPU's (a disagreement runs again until it is closed), compiled (memcheck
+  # for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected survivors (the control
+  # among them), each on 4 xdist workers, on all but the last 8 cores (on all when no other is left); the others,
+  # one process each, on those 8 ("others": the others alone, on every core). Out: $res/mutants_gpu.json (the
+  # file's verdicts and the new ones: copy it back to docs/)
   local gpus=$1 lo=$2 hi=$3 limit=${4:-560} only=${5:-} eq rest
   read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
-done = {m['name'] for m in json.loads(Path('docs/mutants_generated_gpu.json').read_text())['mutants']}
-left = [m for m in generated.generate(Path('.')) if m.name not in done]
+def verdicts(f): return {m['name']: m['killed'] for m in json.loads(Path(f).read_text())['mutants']}
+cpu, gpu = verdicts('docs/mutants_generated_cpu.json'), verdicts('docs/mutants_generated_gpu.json')
+left = [m for m in generated.generate(Path('.')) if m.name not in gpu or gpu[m.name] != cpu.get(m.name)]
 print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for m in left if not m.equivalent) or '-')")
   run_part() {  # NAME CORES JOBS SURVIVOR_WORKERS NAMES
     [ "$5" != - ] || return 0

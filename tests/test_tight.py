@@ -38,6 +38,12 @@ def _in_margins(device, n, value):
     return buffer[3:3 + n], buffer
 
 
+def _packed(device, n):
+    """``src`` and ``dst`` of ``n`` elements, disjoint views of one buffer, each between 3 poisoned elements."""
+    buffer = torch.full((2 * n + 9,), -1.0, device=device)
+    return buffer[3:3 + n], buffer[n + 6:2 * n + 6], buffer
+
+
 def _seen_by_kernel(monkeypatch):
     """The storage sizes (bytes) and data pointers of the tensors each launch of ``_scale_kernel`` is given."""
     seen = []
@@ -64,12 +70,22 @@ def test_each_argument_is_moved_out_of_its_margins_and_the_output_copied_back(de
     assert dst_buffer.tolist() == [-1.0] * 3 + [0.0, 2.0, 4.0, 6.0, 8.0] + [-1.0] * 3
 
 
-def test_arguments_sharing_storage_keep_it(device, installed, monkeypatch):
+def test_overlapping_arguments_keep_their_storage(device, installed, monkeypatch):
     seen = _seen_by_kernel(monkeypatch)
     buffer = torch.arange(8.0, device=device)
-    scale(buffer[:4], buffer[4:])  # one allocation: copies apart would break the aliasing a kernel may rely on
-    assert seen == [[(8 * 4, buffer.data_ptr()), (8 * 4, buffer[4:].data_ptr())]]
-    assert buffer.tolist() == [0.0, 1.0, 2.0, 3.0, 0.0, 2.0, 4.0, 6.0]
+    scale(buffer[:4], buffer[2:6])  # spans overlap: copies apart would break the aliasing a kernel may rely on
+    assert seen == [[(8 * 4, buffer.data_ptr()), (8 * 4, buffer[2:].data_ptr())]]
+    assert buffer.tolist() == [0.0, 1.0, 0.0, 2.0, 4.0, 6.0, 6.0, 7.0]
+
+
+def test_disjoint_views_of_one_allocation_are_moved_each_alone(device, installed, monkeypatch):
+    seen = _seen_by_kernel(monkeypatch)
+    src, dst, buffer = _packed(device, 4)  # as the suite moves a case to the GPU: one copy, each tensor a view
+    src.copy_(torch.arange(4.0))
+    scale(src, dst)
+    assert [n for n, _ in seen[0]] == [4 * 4, 4 * 4]
+    assert {p for _, p in seen[0]}.isdisjoint({src.data_ptr(), dst.data_ptr()})
+    assert buffer.tolist() == [-1.0] * 3 + [0.0, 1.0, 2.0, 3.0] + [-1.0] * 3 + [0.0, 2.0, 4.0, 6.0] + [-1.0] * 3
 
 
 def test_uninstall_restores_the_launchers(device, monkeypatch):
@@ -82,9 +98,9 @@ def test_uninstall_restores_the_launchers(device, monkeypatch):
 
 
 MEMCHECK_STRAY = """import torch
-from tests.test_tight import _in_margins, scale
-src, _ = _in_margins("cuda", 5, 1.0)
-scale(src, torch.empty(5, device="cuda"), stray=1)
+from tests.test_tight import _packed, scale
+src, dst, _ = _packed("cuda", 5)
+scale(src, dst, stray=1)
 torch.cuda.synchronize()
 """
 
@@ -92,6 +108,7 @@ torch.cuda.synchronize()
 @pytest.mark.gpu
 @pytest.mark.skipif(not shutil.which("compute-sanitizer"), reason="needs compute-sanitizer (CUDA's toolkit)")
 def test_memcheck_sees_a_stray_past_a_moved_argument_and_not_the_same_stray_into_its_margin():
+    """``src`` and ``dst`` packed in one allocation, as the suite's cases are on a GPU."""
     from lora_verify.mutate import MEMCHECK, MEMCHECK_ENV
 
     root = Path(__file__).resolve().parents[1]
