@@ -1,6 +1,9 @@
-"""The generated mutants: every one applies to the tree, changes it, still parses, and has a unique stable name."""
+"""The generated mutants: every one applies to the tree, changes it, still parses, and has a unique stable name;
+the equivalents argued in the code are those the records show surviving and those docs/mutants.md argues."""
 
 import ast
+import json
+import re
 from pathlib import Path
 
 from lora_verify import generated
@@ -26,6 +29,15 @@ def test_names_and_samples_are_stable():
     assert [m.name for m in first] == [m.name for m in second]
     sample = generated.sample(first, 10, seed=3)
     assert [m.name for m in sample] == [m.name for m in generated.sample(second, 10, seed=3)] and len(sample) == 10
+
+
+def test_the_equivalents_argued_are_the_cpu_records_survivors_and_the_docs_list():
+    cpu = json.loads((ROOT / "docs/mutants_generated_cpu.json").read_text())["mutants"]
+    assert {m["name"] for m in cpu} == {m.name for m in generated.generate(ROOT)}, "the CPU record is of another tree"
+    assert {m["name"] for m in cpu if not m["killed"]} == set(generated.EQUIVALENT)
+    doc = (ROOT / "docs/mutants.md").read_text().split("### Equivalent survivors")[1]
+    listed = dict(re.findall(r"^- `([\w.]+)`: (.*)$", doc, re.M))
+    assert listed == {n: " ".join(why.split()).rstrip(".") + "." for n, why in generated.EQUIVALENT.items()}
 
 
 def test_a_resumed_run_skips_and_keeps_what_its_json_holds(tmp_path, monkeypatch):
