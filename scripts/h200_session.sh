@@ -95,7 +95,8 @@
 # h13 (~9.5 min, one GPU; a session's first call): on an H200, h12's; on another card, the memcheck layer first
 #                  (tests/test_tight.py compiled: a planted stray must be reported with lora_verify/tight.py's
 #                  copies and not without; then the unmutated tree's memcheck tier, as the runner runs it: any
-#                  report there would make memcheck's kills mean nothing), then h11's mutants, the others first.
+#                  report there would make memcheck's kills mean nothing), then the generated mutants
+#                  the GPU's record lacks or gives another verdict than the CPU's (mutants_gpu), in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -135,9 +136,9 @@ bench_full() {  # LIMIT: the benchmark's full grid against every peer (H10_LAYER
 mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE [LIMIT] [others]: the generated mutants docs/mutants_generated_gpu.json
   # lacks or gives another verdict than the CPU's (a disagreement runs again until it is closed), compiled (memcheck
   # for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected survivors (the control
-  # among them), each on 4 xdist workers, on all but the last 8 cores (on all when no other is left); the others,
-  # one process each, on those 8 ("others": the others alone, on every core). Out: $res/mutants_gpu.json (the
-  # file's verdicts and the new ones: copy it back to docs/)
+  # among them), each on 4 xdist workers, on the cores the others leave (all when no other is left); the others,
+  # one process each, a core each (8 at most, their control counted; "others": the others alone, on every core).
+  # Out: $res/mutants_gpu.json (the file's verdicts and the new ones: copy it back to docs/)
   local gpus=$1 lo=$2 hi=$3 limit=${4:-560} only=${5:-} eq rest
   read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
 def verdicts(f): return {m['name']: m['killed'] for m in json.loads(Path(f).read_text())['mutants']}
@@ -156,9 +157,10 @@ print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for
     run_part others "$lo-$hi" $((hi - lo)) 1 "$rest"
   elif [ "$rest" = - ]; then  # only expected survivors left: every core theirs
     run_part expected "$lo-$hi" $(((hi + 1 - lo) / 4)) 4 "$eq"
-  else
-    run_part expected "$lo-$((hi - 8))" $(((hi - 7 - lo) / 4)) 4 "$eq" &
-    run_part others "$((hi - 7))-$hi" 8 1 "$rest" &
+  else  # the others (and their control) a core each, 8 at most; the expected survivors the rest
+    local n; n=$(echo "$rest" | tr , '\n' | wc -l); n=$((n + 1 < 8 ? n + 1 : 8))
+    run_part expected "$lo-$((hi - n))" $(((hi + 1 - n - lo) / 4)) 4 "$eq" &
+    run_part others "$((hi + 1 - n))-$hi" "$n" 1 "$rest" &
     wait
   fi
   python3 -c "import json, sys; from pathlib import Path
