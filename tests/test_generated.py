@@ -41,8 +41,6 @@ def test_the_equivalents_argued_are_the_cpu_records_survivors_and_the_docs_list(
 
 
 def test_a_resumed_run_skips_and_keeps_what_its_json_holds(tmp_path, monkeypatch):
-    import json
-
     from lora_verify import mutate
 
     first, second = [m.name for m in generated.generate(ROOT)[:2]]
@@ -69,8 +67,6 @@ def test_an_expected_survivor_runs_its_selection_on_xdist_workers(tmp_path, monk
 
 
 def test_a_stray_the_cpu_caught_takes_memcheck_first_then_its_cpu_test_alone_then_the_selection(tmp_path, monkeypatch):
-    import json
-
     from lora_verify import mutate
 
     stray, value = [m for m in generated.generate(ROOT) if m.out_of_bounds][:2]
