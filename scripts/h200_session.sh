@@ -137,7 +137,8 @@ mutants_gpu() {  # GPUS FIRST_CORE LAST_CORE [LIMIT] [others]: the generated mut
   # lacks or gives another verdict than the CPU's (a disagreement runs again until it is closed), compiled (memcheck
   # for strays), stopped at LIMIT seconds (560), in two runs side by side: the expected survivors (the control
   # among them), each on 4 xdist workers, on the cores the others leave (all when no other is left); the others,
-  # one process each, a core each (8 at most, their control counted; "others": the others alone, on every core).
+  # one process each, a core each (8 at most, their control counted; on every core when no expected survivor is
+  # left or with "others", which runs the others alone).
   # Out: $res/mutants_gpu.json (the file's verdicts and the new ones: copy it back to docs/)
   local gpus=$1 lo=$2 hi=$3 limit=${4:-560} only=${5:-} eq rest
   read -r eq rest < <(python3 -c "import json; from pathlib import Path; from lora_verify import generated
@@ -153,7 +154,7 @@ print(','.join(m.name for m in left if m.equivalent) or '-', ','.join(m.name for
       --cpu-json docs/mutants_generated_cpu.json --json "$res/mutants_$1.json" >"$res/mutants_$1.log" 2>&1
     say "generated mutants, compiled ($1: GPUs $gpus, cores $2, -j $3): exit $? $(grep -E 'kill rate' "$res/mutants_$1.log")"
   }
-  if [ "$only" = others ]; then
+  if [ "$only" = others ] || [ "$eq" = - ]; then  # the others alone: every core theirs
     run_part others "$lo-$hi" $((hi - lo)) 1 "$rest"
   elif [ "$rest" = - ]; then  # only expected survivors left: every core theirs
     run_part expected "$lo-$hi" $(((hi + 1 - lo) / 4)) 4 "$eq"
