@@ -130,3 +130,55 @@ def check_timed_tables(json_path, out):
     notes = cli.write_outputs(out, "results", rows, meta)
     assert "## Goals (issue 22)" in (out / "results.md").read_text()
     assert (out / "results.png").exists() or any(n.startswith("plot skipped") for n in notes)
+
+
+def test_tune_settings_name_real_constants_and_set_replaces_a_kernels_space():
+    import importlib
+
+    from benchmarks import tune
+
+    assert [tune.kernel_of(op) for op in ("down_shrink", "qkv_expand", "shrink")] == ["shrink", "expand", "shrink"]
+    for kernel in tune.CANDIDATES:
+        for module, setting in tune.settings(kernel):
+            assert all(hasattr(importlib.import_module(module), name) for name in setting), (module, setting)
+    overrides = tune.parse_sets(["impl.shrink.GROUP=1,4", "impl.shrink.BLOCK_K_LONG=128"])
+    assert list(tune.settings("shrink", overrides)) == [
+        ("impl.shrink", {"GROUP": 1, "BLOCK_K_LONG": 128}), ("impl.shrink", {"GROUP": 4, "BLOCK_K_LONG": 128})]
+    assert list(tune.settings("expand", overrides)) == list(tune.settings("expand"))
+
+
+def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, monkeypatch):
+    """The loop on the CPU (tiny layer and shapes, a fake clock, a planted peer): a row per setting and layout and
+    one per peer layout, each over the shapes named; a setting that fails is said and the others go on."""
+    import torch
+
+    from benchmarks import tune
+    from impl import shrink
+
+    calls, group = [], shrink.GROUP
+
+    def clock(call, rep):
+        calls.append(shrink.GROUP)
+        if shrink.GROUP == 2:
+            raise RuntimeError("out of resources: shared memory")
+        return 1.0
+
+    monkeypatch.setattr(tune, "DEVICE", "cpu")
+    monkeypatch.setattr(tune, "time_us", clock)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "cpu")
+    monkeypatch.setitem(grid.LAYERS, "8b", grid.TINY)
+    shapes = grid.shapes
+    monkeypatch.setattr(grid, "shapes", lambda g, phase: shapes(g, tiny=True, phase=phase))
+    monkeypatch.setattr(peers, "ADAPTERS", (("planted", "pl", "bench_planted_peer", ("sorted",)),))
+    monkeypatch.setitem(sys.modules, "bench_planted_peer", _planted())
+    out = tmp_path / "tune.md"
+    monkeypatch.setattr(sys, "argv", ["tune", "--ops", "down_shrink", "--shapes", "4/1/16,8/3/16", "--peer", "planted",
+                                      "--set", "impl.shrink.GROUP=4,2,1", "--out", str(out)])
+    tune.main()
+    text = out.read_text()
+    rows = [line.split(" | ")[1:3] for line in text.splitlines()[4:] if line.startswith("|")]
+    assert rows == [["planted sorted", "-"], ["GROUP=4", "sorted"], ["GROUP=4", "unsorted"], ["GROUP=1", "sorted"],
+                    ["GROUP=1", "unsorted"]]
+    assert "- down_shrink, GROUP=2: failed (RuntimeError: out of resources: shared memory)" in text
+    assert calls == [group] * 2 + [4] * 4 + [2] + [1] * 4 and shrink.GROUP == group  # each in force, then undone
+    assert "4/1/16 | 8/3/16 |" in text
