@@ -10,6 +10,7 @@ arguments and constants per configuration; other arguments are int32.
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,18 @@ def compiled():
 @pytest.mark.parametrize("case", CASES)
 def test_compiles_for_sm90(case, compiled):
     assert compiled[case] == "", f"{case}: {compiled[case][:3000]}"
+
+
+def test_ptx_report_counts_the_tensor_core_instructions_and_ptxas_resources():
+    """``benchmarks/ptx_sm90.py`` on one case with a constant overridden (a child process, as above)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ptx_sm90", "shrink-sorted:BLOCK_N=16", "--warps", "4"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = done.stdout.strip()
+    assert line.startswith("shrink-sorted:BLOCK_N=16") and re.search(r"warps 4: wgmma 0, mma.sync [1-9]\d*;", line)
+    assert re.search(r"\d+ bytes spill stores.*Used \d+ registers", line), line
 
 
 if __name__ == "__main__":
