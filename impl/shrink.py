@@ -219,6 +219,10 @@ def _sum_splits_kernel(
     tl.store(y + offs, total.to(y.dtype.element_ty), mask=live)
 
 
+# _shrink_kernel's launch options, here for benchmarks/tune.py (Triton's defaults; 8 warps timed slower, ninth session)
+NUM_WARPS, NUM_STAGES = 4, 3
+
+
 def shrink_blocks(K: int, N: int) -> tuple:
     """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch."""
     block_n = max(16, min(64, triton.next_power_of_2(N)))
@@ -287,6 +291,8 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         BLOCK_N=block_n,
         BLOCK_K=block_k,
         FUSED=fused,
+        num_warps=NUM_WARPS,
+        num_stages=NUM_STAGES,
     )
     if fused:
         return y

@@ -98,9 +98,10 @@
 #                  report there would make memcheck's kills mean nothing), then the generated mutants
 #                  the GPU's record lacks or gives another verdict than the CPU's (mutants_gpu), in the time left.
 # h14 (~9.5 min, one GPU): where our shrink loses to sglang's unsorted one (the bandwidth-bound shapes of the H100's
-#                  grid, and three it wins, as a guard), block constants timed with sglang beside them in one process
-#                  (benchmarks/tune.py: BLOCK_K_LONG x K_BLOCKS_PER_SPLIT x GROUP; 8b shrink and down_proj), 330 s;
-#                  then expand's candidates never run (MIN_PROGRAMS x NUM_STAGES x NUM_WARPS) over the decode grid.
+#                  grid, and three it wins, as a guard), its constants timed with sglang beside them in one process
+#                  (benchmarks/tune.py, 8b shrink and down_proj): GROUP x NUM_STAGES (200 s), then BLOCK_K_LONG x
+#                  K_BLOCKS_PER_SPLIT (150 s); then expand's candidates never run (MIN_PROGRAMS x NUM_STAGES x
+#                  NUM_WARPS) over the decode grid, in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -465,18 +466,20 @@ h13)  # one GPU, a session's first call: on an H200 as h12; elsewhere the memche
     say "unmutated tree, memcheck tier (scripts/sanitize.sh, ci profile, 10 examples): exit $? $(grep -E ' passed| failed|ERROR SUMMARY' "$res/sanitize.log" | tail -2 | tr '\n' ' ')"
     mutants_gpu 0 0 $((cores - 1)) $((570 - SECONDS))
   fi ;;
-h14)  # one GPU: the shrink's block constants where it loses, sglang beside them; then expand's candidates
+h14)  # one GPU: the shrink's constants where it loses, sglang beside them; then expand's candidates
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  LORA_SGLANG=$LORA_SGLANG_PEERS timeout 330 python3 -m benchmarks.tune --grid full --layer 8b --phase all \
-    --ops shrink,down_shrink --shapes 64/64/64,64/64/128,p16x512/8/16,p1x8192/1/16,256/8/64,1024/64/16,1024/1/128 \
-    --peer sglang --set impl.shrink.BLOCK_K_LONG=128,256 --set impl.shrink.K_BLOCKS_PER_SPLIT=2,4 \
-    --set impl.shrink.GROUP=1,4 --out "$res/tune_shrink_8b.md" >"$res/tune_shrink.log" 2>&1
-  say "tune shrink (8b, losing shapes, sglang beside): exit $?"; grep -E "^\| |failed|skipped" "$res/tune_shrink_8b.md" \
-    | cut -d'|' -f2-6 | tee -a "$out/$phase.txt"
-  timeout $((570 - SECONDS)) python3 -m benchmarks.tune --grid small --ops expand --out "$res/tune_expand_8b.md" \
-    >"$res/tune_expand.log" 2>&1
-  say "tune expand (8b decode, MIN_PROGRAMS x NUM_STAGES x NUM_WARPS): exit $?"
-  grep -E "^\| " "$res/tune_expand_8b.md" | cut -d'|' -f2-6 | tee -a "$out/$phase.txt" ;;
+  tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
+    local limit=$1 name=$2; shift 2
+    LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
+      >"$res/tune_$name.log" 2>&1
+    say "tune $name: exit $?"; grep -E "^\| [a-z]|failed|skipped" "$res/tune_$name.md" | cut -d'|' -f2-6 \
+      | tee -a "$out/$phase.txt"
+  }
+  losing=(--grid full --layer 8b --phase all --ops shrink,down_shrink --peer sglang
+          --shapes 64/64/64,64/64/128,p16x512/8/16,p1x8192/1/16,256/8/64,1024/64/16,1024/1/128)
+  tune 200 shrink_group_stages "${losing[@]}" --set impl.shrink.GROUP=1,4 --set impl.shrink.NUM_STAGES=2,3,4
+  tune 150 shrink_blocks "${losing[@]}" --set impl.shrink.BLOCK_K_LONG=128,256 --set impl.shrink.K_BLOCKS_PER_SPLIT=2,4
+  tune $((570 - SECONDS)) expand --grid small --ops expand ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
