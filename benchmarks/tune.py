@@ -1,14 +1,15 @@
 """Block shapes for our kernels, chosen by measurement: ``python -m benchmarks.tune [--out FILE]`` (GPU).
 
-Times our sorted and unsorted shrink and expand over the decode shapes of a benchmark grid (``lora_verify.bench``'s
-shapes and tensors, CUDA-graph replay, median) for each candidate setting of the tunable module constants, and
-prints per setting the geometric mean over the grid and the worst shape. Settings are applied by assigning the
-constants (``impl/shrink.py``, ``impl/expand.py`` read them at every call); the chosen values are then written
-into the source by hand, with this command's output in ``docs/experiments/``. ``--ops`` takes any operation of
-the layer (``down_shrink``, ``qkv_expand``: the candidates of its kernel), ``--phase`` and ``--shapes`` pick the
-shapes, and ``--set MODULE.NAME=V1,V2`` replaces the candidates of that module's kernel (each ``--set`` one more
-dimension): e.g. ``--set impl.shrink.GROUP=1,4 --set impl.shrink.FUSE_MIN_PROGRAMS=128,1024``. ``--peer`` times a
-peer's rows on the same cases in the same process, for a side-by-side figure.
+Times our sorted and unsorted shrink and expand over a benchmark grid's shapes, decode by default
+(``lora_verify.bench``'s shapes and tensors, CUDA-graph replay, median), for each candidate setting of the tunable
+module constants, and prints per setting the geometric mean over the grid and the worst shape. Settings are applied by
+assigning the constants (``impl/shrink.py``, ``impl/expand.py`` read them at every call); the chosen values are then
+written into the source by hand, with this command's output in ``docs/experiments/``.
+
+``--ops`` takes any operation of the layer (``down_shrink``, ``qkv_expand``: the candidates of its kernel),
+``--phase`` and ``--shapes`` pick the shapes, and ``--set MODULE.NAME=V1,V2`` replaces the candidates of that module's
+kernel (each ``--set`` one more dimension): e.g. ``--set impl.shrink.GROUP=1,4 --set impl.shrink.NUM_STAGES=2,3,4``.
+``--peer`` times a peer's rows on the same cases in the same process, for a side-by-side figure.
 """
 
 import argparse
