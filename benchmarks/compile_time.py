@@ -1,6 +1,6 @@
 """Did a kernel edit make its compile slower? ``python -m benchmarks.compile_time [OLD_DIR] [--cases ...]``.
 
-Times the sm_90 compile (Triton's ``ptxas`` included, no GPU needed) of ``tests/test_compile.py``'s cases, for
+Times the sm_90 compile (Triton's ``ptxas`` included, no GPU needed) of ``lora_verify.sm90``'s cases, for
 this tree's ``impl`` and, given a folder holding another ``impl/`` (as for ``benchmarks.compare``), for that one,
 each in a child process with a fresh Triton cache. A case is compiled after ``sum_splits`` (which pays the
 compiler's start-up) and then again from the in-memory cache (~0 s: a check that the first figure was a compile).
@@ -19,15 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def child(cases):
     import impl
-    from tests.test_compile import CASES, compile_case
+    from lora_verify.sm90 import outcome
 
-    compile_case(*CASES["sum_splits"])
+    outcome("sum_splits")
     for name in cases:
         start = time.perf_counter()
-        error = compile_case(*CASES[name])
+        error = outcome(name)
         first = time.perf_counter() - start
         start = time.perf_counter()
-        compile_case(*CASES[name])
+        outcome(name)
         print(f"{Path(impl.__file__).parent}  {name:<36} {first:6.2f} s (again: {time.perf_counter() - start:.2f} s) "
               f"{error[:200]}", flush=True)
 

@@ -1,6 +1,6 @@
 """What the compiler makes of a kernel for sm_90, on any machine: ``python -m benchmarks.ptx_sm90 CASE ...``.
 
-Each CASE is one of ``tests/test_compile.py``'s cases, optionally with constants overridden (``CASE:NAME=VALUE,...``,
+Each CASE is one of ``lora_verify.sm90``'s cases, optionally with constants overridden (``CASE:NAME=VALUE,...``,
 e.g. ``shrink-sorted:BLOCK_N=16``). It is compiled with ``--warps`` warps (the launches use 4) and the ptxas in
 Triton's wheel; printed per case: ptxas' resource line (registers, spills) and the tensor-core instructions in the
 PTX (``wgmma`` on warpgroups of 64 rows, ``mma.sync`` on warps). No GPU and no driver needed: a lead for what to
@@ -8,21 +8,16 @@ time, not a timing. Run without ``TRITON_INTERPRET`` (``@triton.jit`` picks the 
 """
 
 import argparse
-import importlib
 import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
-import triton
-from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
-from triton.compiler import ASTSource
 
-from tests.test_compile import CASES
+from lora_verify.sm90 import CASES, kernel
 
-TARGET = GPUTarget("cuda", 90, 32)
 MMA = {"wgmma": re.compile(r"\bwgmma\.mma_async\b"), "mma.sync": re.compile(r"\bmma\.sync\b")}
 
 
@@ -34,16 +29,6 @@ def parse(spec: str) -> tuple:
     values = {"True": True, "False": False}
     return case, {k: values[v] if v in values else int(v)
                   for k, v in (item.split("=", 1) for item in overrides.split(",") if item)}
-
-
-def ptx(case: str, overrides: dict, warps: int) -> str:
-    module, kernel, pointers, constants = CASES[case]
-    constants = {**constants, **overrides}
-    fn = getattr(importlib.import_module(module), kernel)
-    names = fn.arg_names
-    signature = {n: "constexpr" if n in constants else pointers.get(n, "i32") for n in names}
-    source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
-    return triton.compile(source, target=TARGET, options={"num_warps": warps}).asm["ptx"]
 
 
 def resources(text: str) -> str:
@@ -70,7 +55,8 @@ def main():
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("run it without TRITON_INTERPRET=1: the kernels would be the interpreter's")
     for spec in args.cases:
-        text = ptx(*parse(spec), args.warps)
+        case, overrides = parse(spec)
+        text = kernel(case, overrides, args.warps).asm["ptx"]
         print(f"{spec:<45} warps {args.warps}: {instructions(text)}; {resources(text)}", flush=True)
 
 
