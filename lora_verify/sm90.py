@@ -87,7 +87,7 @@ def kernel(case: str, overrides=None, warps: int = 4):
 
 
 def outcome(case: str) -> str:
-    """"" if ``case`` compiles, else the error (the finding)."""
+    """The empty string if ``case`` compiles, else the error (the finding)."""
     try:
         kernel(case)
     except Exception as exc:  # the compiler's error is the finding
