@@ -135,8 +135,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    # a run still alive LINGER_S after its summary is killed by the runner (seen on the GPU, not explained): the
-    # threads' stacks go into its log before that
+    # a run still alive LINGER_S after its summary is killed by the runner (seen on the GPU: pytest's last
+    # gc.collect() waiting, most likely on a kernel a mutant left looping): the threads' stacks go into its log first
     faulthandler.dump_traceback_later(LINGER_S // 2)
 
 

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from lora_verify.tight import span
+
 _state = {"on": True, "launch": None, "reachable": ()}
 _ORIGIN = "lora_origin"  # TensorHandle attr: data_ptr of the argument a pointer came from
 
@@ -48,8 +50,7 @@ class _View:
         self.start = tensor.data_ptr()
         self.shape, self.strides = tuple(tensor.shape), tuple(tensor.stride())
         self.numel = tensor.numel()
-        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True)) + 1 if self.numel else 0
-        self.end = self.start + span * self.itemsize
+        self.end = self.start + (span(tensor) if self.numel else 0) * self.itemsize
         storage = tensor.untyped_storage()
         self.allocation = (storage.data_ptr(), storage.data_ptr() + storage.nbytes())
 
