@@ -25,7 +25,7 @@ import impl
 from lora_verify.bench import grid, inputs, peers
 from lora_verify.bench.timing import time_us
 
-DEVICE = "cuda"  # what is timed on (tests/test_bench.py runs the loop on the CPU with a fake clock)
+DEVICE = "cuda"  # what is timed on (tests/test_bench.py runs the loop on the suite's device with a fake clock)
 CANDIDATES = {
     "shrink": {"impl.shrink": {"BLOCK_K_LONG": (64, 128), "K_BLOCKS_PER_SPLIT": (1, 2, 4, 8)}},
     "expand": {"impl.expand": {"MIN_PROGRAMS": (192, 384, 768), "NUM_STAGES": (2, 3), "NUM_WARPS": (4, 8)}},
