@@ -219,13 +219,23 @@ def _sum_splits_kernel(
     tl.store(y + offs, total.to(y.dtype.element_ty), mask=live)
 
 
-# _shrink_kernel's launch options, here for benchmarks/tune.py (Triton's defaults; 8 warps timed slower, ninth session)
+# _shrink_kernel's launch options, here for benchmarks/tune.py (Triton's defaults; 8 warps timed slower, ninth session).
+# A batch of at least STAGES_MIN_ROWS rows (prefill) keeps one more load in flight: timed faster at 8192 rows and
+# slower at 1024 (benchmarks/README.md). Either gives a row the same bits (the K loop runs in the same order); the
+# suite's grouped variant takes STAGES_LONG on every batch (lora_verify.layouts.GROUPING).
 NUM_WARPS, NUM_STAGES = 4, 3
+STAGES_LONG, STAGES_MIN_ROWS = 4, 4096
+BLOCK_N_MAX = 64  # the widest column tile
+
+
+def num_stages(num_rows: int) -> int:
+    """The launch's ``num_stages`` for a batch of ``num_rows`` rows (a host-side number: no sync)."""
+    return STAGES_LONG if num_rows >= STAGES_MIN_ROWS else NUM_STAGES
 
 
 def shrink_blocks(K: int, N: int) -> tuple:
     """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch."""
-    block_n = max(16, min(64, triton.next_power_of_2(N)))
+    block_n = max(16, min(BLOCK_N_MAX, triton.next_power_of_2(N)))
     if K <= 256:  # small K (the interpreter's test sizes): 64-wide splits, so that several get tested
         return block_n, 32, 64
     return block_n, BLOCK_K_LONG, BLOCK_K_LONG * K_BLOCKS_PER_SPLIT
@@ -292,7 +302,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         BLOCK_K=block_k,
         FUSED=fused,
         num_warps=NUM_WARPS,
-        num_stages=NUM_STAGES,
+        num_stages=num_stages(S),
     )
     if fused:
         return y

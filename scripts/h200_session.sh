@@ -102,6 +102,11 @@
 #                  (benchmarks/tune.py, 8b shrink and down_proj): GROUP x NUM_STAGES (200 s), then BLOCK_K_LONG x
 #                  K_BLOCKS_PER_SPLIT (150 s); then expand's candidates never run (MIN_PROGRAMS x NUM_STAGES x
 #                  NUM_WARPS) over the decode grid, in the time left.
+# h15 (~7 min, one GPU): the shrink's deeper pipeline on large batches (STAGES_MIN_ROWS) and its column tile
+#                  (BLOCK_N_MAX): same bits under each candidate (benchmarks/same_bits.py, prefill shapes and the
+#                  decode shapes it loses), then each timed with sglang beside it (benchmarks/tune.py: 8b prefill,
+#                  70b prefill, 8b decode where it loses), then the suite's grouped sorted == unsorted and
+#                  batch-invariance compiled (the grouped variant takes the deeper pipeline on every batch).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -480,6 +485,34 @@ h14)  # one GPU: the shrink's constants where it loses, sglang beside them; then
   tune 200 shrink_group_stages "${losing[@]}" --set impl.shrink.GROUP=1,4 --set impl.shrink.NUM_STAGES=2,3,4
   tune 150 shrink_blocks "${losing[@]}" --set impl.shrink.BLOCK_K_LONG=128,256 --set impl.shrink.K_BLOCKS_PER_SPLIT=2,4
   tune $((570 - SECONDS)) expand --grid small --ops expand ;;
+h15)  # one GPU: the shrink's pipeline depth by batch size and its column tile: same bits, then timed
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  stages=(--set impl.shrink.STAGES_MIN_ROWS=1073741824,2048,4096)
+  timeout 60 python3 -m benchmarks.same_bits --phase prefill --ops shrink,down_shrink "${stages[@]}" \
+    >"$res/same_bits_stages.log" 2>&1
+  say "same bits, STAGES_MIN_ROWS (8b prefill, shrink and down_shrink): exit $? $(tail -1 "$res/same_bits_stages.log")"
+  timeout 60 python3 -m benchmarks.same_bits --phase decode --ops shrink,qkv_shrink --set impl.shrink.BLOCK_N_MAX=64,16,32 \
+    >"$res/same_bits_block_n.log" 2>&1
+  say "same bits, BLOCK_N_MAX (8b decode, shrink and qkv_shrink): exit $? $(tail -1 "$res/same_bits_block_n.log")"
+  tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
+    local limit=$1 name=$2; shift 2
+    LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
+      >"$res/tune_$name.log" 2>&1
+    say "tune $name: exit $?"; grep -E "^\| [a-z]|failed|skipped" "$res/tune_$name.md" | cut -d'|' -f2-6 \
+      | tee -a "$out/$phase.txt"
+  }
+  tune 110 stages_8b --grid full --layer 8b --phase prefill --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
+    --peer sglang "${stages[@]}"
+  tune 60 stages_70b --grid full --layer 70b --phase prefill --ops shrink,down_shrink --peer sglang \
+    --set impl.shrink.STAGES_MIN_ROWS=1073741824,4096
+  tune 80 block_n --grid full --layer 8b --shapes 64/64/64,64/64/128,256/64/128 \
+    --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer sglang --set impl.shrink.BLOCK_N_MAX=16,32,64
+  left=$((400 - SECONDS))
+  if [ "$left" -gt 40 ]; then
+    HYPOTHESIS_PROFILE=ci timeout "$left" python3 -m pytest -q -n 8 -p no:cacheprovider lora_verify/suite \
+      -k "grouped or invariant" >"$res/suite_sorted.log" 2>&1
+    say "suite, grouped sorted == unsorted and batch-invariant, ci profile, compiled: exit $? $(grep -E ' passed| failed' "$res/suite_sorted.log" | tail -1)"
+  fi ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn

@@ -148,8 +148,8 @@ def test_tune_settings_name_real_constants_and_set_replaces_a_kernels_space():
 
 
 def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, monkeypatch, device):
-    """The loop on the suite's device (tiny layer and shapes, a fake clock, a planted peer): a row per setting and layout and
-    one per peer layout, each over the shapes named; a setting that fails is said and the others go on."""
+    """The loop on the suite's device (tiny layer and shapes, a fake clock, a planted peer): a row per setting and
+    layout and one per peer layout, each over the shapes named; a setting that fails is said and the others go on."""
     import torch
 
     from benchmarks import tune
