@@ -107,6 +107,8 @@
 #                  decode shapes it loses), then each timed with sglang beside it (benchmarks/tune.py: 8b prefill,
 #                  70b prefill, 8b decode where it loses), then the suite's grouped sorted == unsorted and
 #                  batch-invariance compiled (the grouped variant takes the deeper pipeline on every batch).
+# h16 (~3 min, one GPU): h15's choice as committed (STAGES_MIN_ROWS with STAGES_MAX_N): same bits, then timed against
+#                  the old launch with sglang beside it (8b and 70b prefill), then h15's suite tests again.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -513,6 +515,21 @@ h15)  # one GPU: the shrink's pipeline depth by batch size and its column tile: 
       -k "grouped or invariant" >"$res/suite_sorted.log" 2>&1
     say "suite, grouped sorted == unsorted and batch-invariant, ci profile, compiled: exit $? $(grep -E ' passed| failed' "$res/suite_sorted.log" | tail -1)"
   fi ;;
+h16)  # one GPU: the shrink's pipeline depth as committed, against the old launch (STAGES_MIN_ROWS off)
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  stages=(--set impl.shrink.STAGES_MIN_ROWS=1073741824,4096)
+  timeout 60 python3 -m benchmarks.same_bits --phase prefill --ops shrink,qkv_shrink,down_shrink "${stages[@]}" \
+    >"$res/same_bits_stages.log" 2>&1
+  say "same bits, STAGES_MIN_ROWS (8b prefill): exit $? $(tail -1 "$res/same_bits_stages.log")"
+  for layer in 8b 70b; do
+    LORA_SGLANG=$LORA_SGLANG_PEERS timeout 60 python3 -m benchmarks.tune --out "$res/tune_stages_$layer.md" \
+      --grid full --layer $layer --phase prefill --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer sglang \
+      "${stages[@]}" >"$res/tune_stages_$layer.log" 2>&1
+    say "tune stages, $layer prefill: exit $?"
+  done
+  HYPOTHESIS_PROFILE=ci timeout 100 python3 -m pytest -q -n 8 -p no:cacheprovider lora_verify/suite \
+    -k "grouped or invariant" >"$res/suite_sorted.log" 2>&1
+  say "suite, grouped sorted == unsorted and batch-invariant, ci profile, compiled: exit $? $(grep -E ' passed| failed' "$res/suite_sorted.log" | tail -1)" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
