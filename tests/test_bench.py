@@ -182,3 +182,26 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
     assert "- down_shrink, GROUP=2: failed (RuntimeError: out of resources: shared memory)" in text
     assert calls == [group] * 2 + [4] * 4 + [2] + [1] * 4 and shrink.GROUP == group  # each in force, then undone
     assert "4/1/16 | 8/3/16 |" in text
+
+
+def test_same_bits_says_which_settings_differ_and_exits_1(monkeypatch, capsys):
+    """Every candidate's output against the first one's, on the tiny layer: equal bits pass; a candidate planted to
+    change one cell (a row scaled when BLOCK_N_MAX is 16) is named and makes the exit status 1."""
+    from benchmarks import same_bits
+    from impl import shrink
+    from lora_verify.bench import inputs
+
+    argv = ["--tiny", "--ops", "shrink", "--phase", "decode", "--set", "impl.shrink.BLOCK_N_MAX=64,32"]
+    assert same_bits.main(argv) == 0
+    assert "0 comparisons differ" in capsys.readouterr().out
+    call = inputs.Case.call
+
+    def planted(case, module, batch_info, base=None):
+        fn = call(case, module, batch_info, base)
+        return lambda: fn() * (2 if shrink.BLOCK_N_MAX == 16 else 1)
+
+    monkeypatch.setattr(inputs.Case, "call", planted)
+    assert same_bits.main(argv[:-1] + ["impl.shrink.BLOCK_N_MAX=64,16"]) == 1
+    out = capsys.readouterr().out
+    assert "{'BLOCK_N_MAX': 16} vs {'BLOCK_N_MAX': 64}: " in out and "cells differ" in out
+    assert "8 comparisons differ" in out  # 4 decode shapes x 2 layouts

@@ -460,6 +460,19 @@ def test_dot_fp32_accumulation(seed):
     assert ((got - want).abs() <= bound).all()
 
 
+@pytest.mark.parametrize("dtype", [BF16, torch.float16, F32])
+def test_a_rows_dot_does_not_depend_on_its_place_in_the_block(dtype):
+    """As on the GPU (each MMA row from its own operands), a row's dot gives the same bits alone and at every
+    other row of the block; NumPy's BLAS need not (OpenBLAS's AVX-512 sgemm differs by position)."""
+    a, b, c = dot_inputs(1, k=32)
+    a, b, c = a.float().clamp(-4, 4).to(dtype), b.float().clamp(-4, 4).to(dtype), c.zero_()
+    alone = dot(torch.cat([a[:1], torch.zeros_like(a[1:])]), b, c)[0]
+    for place in range(1, a.shape[0]):
+        block = torch.zeros_like(a)
+        block[place] = a[0]
+        assert torch.equal(dot(block, b, c)[place], alone), place
+
+
 # --------------------------------------------------------------- reductions
 def test_reductions_on_bf16():
     x = torch.tensor([(-1) ** i * (i % 3) for i in range(64)], dtype=BF16)  # exact partial sums

@@ -5,8 +5,10 @@ tensor as a raw ``uint16`` numpy array and then computes on those *bits*:
 ``tl.dot``, ``+ - *``, comparisons, ``tl.fma``, ``tl.sum`` (and min/max,
 unary math and the standard reductions/scans where they are reached with bf16
 operands) treat the bit patterns as integers, so a bf16 dot comes back ~1e10
-off and negative values compare wrongly.  Casts are wrong too: fp32 -> bf16
-truncates, the RTNE path of ``_convert_float`` rounds half-up (no sticky bits,
+off and negative values compare wrongly.  (Its dot of other float dtypes is
+NumPy's matmul, whose BLAS may round a row by its position in the block: every
+16- and 32-bit float dot here is computed row by row, ``rowwise_matmul``.)
+Casts are wrong too: fp32 -> bf16 truncates, the RTNE path of ``_convert_float`` rounds half-up (no sticky bits,
 no ties-to-even, no mantissa carry), bf16 -> fp32 flushes subnormals, and
 int/fp16/fp64 <-> bf16 go through ``astype`` on the ``uint16`` bits.  Kernels
 under test would thus be judged against garbage.
@@ -73,6 +75,19 @@ def _f64_to_f32_odd(v: np.ndarray) -> np.ndarray:
     even = (f.view(np.uint32) & 1) == 0
     toward = np.where(v > f, np.float32(np.inf), np.float32(-np.inf))
     return np.where(inexact & even & ~np.isnan(v), np.nextafter(f, toward), f)
+
+
+def rowwise_matmul(a, b) -> np.ndarray:
+    """``a @ b`` in float64, each output element from its own row and column alone, in one order for all.
+
+    NumPy's matmul goes through BLAS, whose kernels may round a row differently by its position in the block
+    (OpenBLAS 0.3.30's sgemm on an AVX-512 AMD EPYC: a row alone and the same row 4th of 16 differ in the last
+    bit), where the compiler's MMA computes each row from its operands alone: properties comparing a row's bits
+    across batches (sorted == unsorted) would fail on the CPU for no fault of the kernel. Products of bf16, fp16
+    and fp32 values are exact in float64; the sum over K is one NumPy reduction, the same for every element.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(axis=-2)
 
 
 # ------------------------------------------------------------------- patching
@@ -221,11 +236,12 @@ def install() -> None:
 
     def make_dot(name):
         def f(self, a, b, d, *args):
-            if not (is_bf16(a) or is_bf16(b)):
+            if not all(h.dtype.scalar.is_floating() and h.dtype.scalar.primitive_bitwidth in (16, 32) for h in (a, b)):
                 return orig(B, name)(self, a, b, d, *args)
-            # Products of bf16 values are exact in fp32; the sum is float32
-            # (numpy order, not the GPU's MMA order, so not bit-exact with it).
-            out = np.matmul(f32(self, a), f32(self, b)) + f32(self, d)
+            # Every float dot (bf16 by value, not bits): the products exact, the sum row by row
+            # (rowwise_matmul: not the GPU's MMA order, so not bit-exact with it), rounded once to
+            # float32, then the accumulator added in float32.
+            out = rowwise_matmul(f32(self, a), f32(self, b)).astype(np.float32) + f32(self, d)
             if is_bf16(d):
                 return TH(round_rne(out), BF16)
             return TH(out.astype(interp._get_np_dtype(d.dtype)), d.dtype.scalar)
