@@ -127,6 +127,13 @@ gpu() { echo $(($1 < gpus ? $1 : gpus - 1)); }  # GPU i, or the last one on a sm
 quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1))"; }  # cores of quarter i (n quarters)
 stop="timeout -s INT -k 30"  # pytest prints its verdicts on SIGINT: $stop LIMIT CMD
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
+tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
+  local limit=$1 name=$2; shift 2
+  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
+    >"$res/tune_$name.log" 2>&1
+  say "tune $name: exit $?"; grep -E "^\| [a-z]|failed|skipped" "$res/tune_$name.md" | cut -d'|' -f2-6 \
+    | tee -a "$out/$phase.txt"
+}
 # the commit alone may not name the tree that ran (a device copy's HEAD was seen to lag): impl/'s own hash too
 impl_hash=$(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -475,13 +482,6 @@ h13)  # one GPU, a session's first call: on an H200 as h12; elsewhere the memche
   fi ;;
 h14)  # one GPU: the shrink's constants where it loses, sglang beside them; then expand's candidates
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
-    local limit=$1 name=$2; shift 2
-    LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
-      >"$res/tune_$name.log" 2>&1
-    say "tune $name: exit $?"; grep -E "^\| [a-z]|failed|skipped" "$res/tune_$name.md" | cut -d'|' -f2-6 \
-      | tee -a "$out/$phase.txt"
-  }
   losing=(--grid full --layer 8b --phase all --ops shrink,down_shrink --peer sglang
           --shapes 64/64/64,64/64/128,p16x512/8/16,p1x8192/1/16,256/8/64,1024/64/16,1024/1/128)
   tune 200 shrink_group_stages "${losing[@]}" --set impl.shrink.GROUP=1,4 --set impl.shrink.NUM_STAGES=2,3,4
@@ -496,13 +496,6 @@ h15)  # one GPU: the shrink's pipeline depth by batch size and its column tile: 
   timeout 60 python3 -m benchmarks.same_bits --phase decode --ops shrink,qkv_shrink --set impl.shrink.BLOCK_N_MAX=64,16,32 \
     >"$res/same_bits_block_n.log" 2>&1
   say "same bits, BLOCK_N_MAX (8b decode, shrink and qkv_shrink): exit $? $(tail -1 "$res/same_bits_block_n.log")"
-  tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
-    local limit=$1 name=$2; shift 2
-    LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
-      >"$res/tune_$name.log" 2>&1
-    say "tune $name: exit $?"; grep -E "^\| [a-z]|failed|skipped" "$res/tune_$name.md" | cut -d'|' -f2-6 \
-      | tee -a "$out/$phase.txt"
-  }
   tune 110 stages_8b --grid full --layer 8b --phase prefill --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
     --peer sglang "${stages[@]}"
   tune 60 stages_70b --grid full --layer 70b --phase prefill --ops shrink,down_shrink --peer sglang \
@@ -522,10 +515,8 @@ h16)  # one GPU: the shrink's pipeline depth as committed, against the old launc
     >"$res/same_bits_stages.log" 2>&1
   say "same bits, STAGES_MIN_ROWS (8b prefill): exit $? $(tail -1 "$res/same_bits_stages.log")"
   for layer in 8b 70b; do
-    LORA_SGLANG=$LORA_SGLANG_PEERS timeout 60 python3 -m benchmarks.tune --out "$res/tune_stages_$layer.md" \
-      --grid full --layer $layer --phase prefill --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer sglang \
-      "${stages[@]}" >"$res/tune_stages_$layer.log" 2>&1
-    say "tune stages, $layer prefill: exit $?"
+    tune 60 "stages_$layer" --grid full --layer $layer --phase prefill --peer sglang "${stages[@]}" \
+      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink
   done
   HYPOTHESIS_PROFILE=ci timeout 100 python3 -m pytest -q -n 8 -p no:cacheprovider lora_verify/suite \
     -k "grouped or invariant" >"$res/suite_sorted.log" 2>&1
