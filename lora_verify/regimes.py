@@ -3,9 +3,9 @@
 A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or not:
 ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped) and the
 table's tail, its splits summed by each program (fused) or by a second kernel, its pipeline depth (a launch option:
-only the compiler acts on it); expand's column tiles per program,
-whole-rank (``EVEN_K``) or rank-masked weights and rank block; how programs find their rows (per-sequence, the
-sorted tile table, or the lookup in ``seg_indptr``); programs with nothing to do (tiles past the live ones).
+only the compiler acts on it); expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked weights
+and rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup in
+``seg_indptr``); programs with nothing to do (tiles past the live ones).
 :func:`recording` observes launches without changing them: for its duration the ``run`` method of each
 ``@triton.jit`` object (``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the
 launch's arguments (integer tensors copied on their device, no host sync: routing's test forbids one) before it

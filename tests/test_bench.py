@@ -186,7 +186,7 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
 
 def test_same_bits_says_which_settings_differ_and_exits_1(monkeypatch, capsys):
     """Every candidate's output against the first one's, on the tiny layer: equal bits pass; a candidate planted to
-    change one cell (a row scaled when BLOCK_N_MAX is 16) is named and makes the exit status 1."""
+    change the output (doubled while BLOCK_N_MAX is 16) is named and makes the exit status 1."""
     from benchmarks import same_bits
     from impl import shrink
     from lora_verify.bench import inputs

@@ -8,9 +8,10 @@ operands) treat the bit patterns as integers, so a bf16 dot comes back ~1e10
 off and negative values compare wrongly.  (Its dot of other float dtypes is
 NumPy's matmul, whose BLAS may round a row by its position in the block: every
 16- and 32-bit float dot here is computed row by row, ``rowwise_matmul``.)
-Casts are wrong too: fp32 -> bf16 truncates, the RTNE path of ``_convert_float`` rounds half-up (no sticky bits,
-no ties-to-even, no mantissa carry), bf16 -> fp32 flushes subnormals, and
-int/fp16/fp64 <-> bf16 go through ``astype`` on the ``uint16`` bits.  Kernels
+Casts are wrong too: fp32 -> bf16 truncates, the RTNE path of
+``_convert_float`` rounds half-up (no sticky bits, no ties-to-even, no
+mantissa carry), bf16 -> fp32 flushes subnormals, and int/fp16/fp64 <-> bf16
+go through ``astype`` on the ``uint16`` bits.  Kernels
 under test would thus be judged against garbage.
 
 What: ``install()`` patches ``triton.runtime.interpreter.InterpreterBuilder``
