@@ -1,7 +1,7 @@
 """Whether a tunable constant's candidates give the same bits: ``python -m benchmarks.same_bits --set M.NAME=V1,V2``.
 
-A launch option chosen per batch (``impl.shrink.STAGES_MIN_ROWS``: a deeper pipeline on large batches) keeps a
-row's result independent of its batch only if every candidate computes the same bits. This runs each operation
+A launch choice made per batch (``impl.shrink.GROUP_MIN_ROWS``: table tiles grouped per program on large batches)
+keeps a row's result independent of its batch only if every candidate computes the same bits. This runs each operation
 of ``--ops`` on the benchmark grid's shapes (``benchmarks/tune.py``'s cases, both layouts) under every setting of
 the ``--set`` constants and compares the outputs with the first setting's, exactly. Exit 1 when any differs.
 """

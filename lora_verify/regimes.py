@@ -2,10 +2,9 @@
 
 A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or not:
 ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped) and the
-table's tail, its splits summed by each program (fused) or by a second kernel, its pipeline depth (a launch option:
-only the compiler acts on it); expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked weights
-and rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup in
-``seg_indptr``); programs with nothing to do (tiles past the live ones).
+table's tail, its splits summed by each program (fused) or by a second kernel; expand's column tiles per program,
+whole-rank (``EVEN_K``) or rank-masked weights and rank block; how programs find their rows (per-sequence, the
+sorted tile table, or the lookup in ``seg_indptr``); programs with nothing to do (tiles past the live ones).
 :func:`recording` observes launches without changing them: for its duration the ``run`` method of each
 ``@triton.jit`` object (``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the
 launch's arguments (integer tensors copied on their device, no host sync: routing's test forbids one) before it
@@ -91,7 +90,6 @@ def _facts_shrink(a: dict, grid: tuple) -> dict:
         table_tail=group > 1 and len(f["table"]) % group != 0,
         mixed_group=any(len({s for rows, s in g if rows > 0}) > 1 for g in groups),
         idle_group=any(all(rows == 0 for rows, _ in g) for g in groups),
-        stages=a["num_stages"],
     )
 
 
@@ -309,8 +307,6 @@ def _regimes():
         Regime("_shrink_kernel", "fused: several splits, grouped",
                lambda f: f["fused"] and f["splits"] > 1 and f["group"] > 1, MIN),
         Regime("_shrink_kernel", "splits summed by a second kernel", lambda f: not f["fused"], MIN),
-        Regime("_shrink_kernel", f"deeper pipeline ({shrink.STAGES_LONG} stages; compiled only)",
-               lambda f: f["stages"] == shrink.STAGES_LONG, MIN),
         Regime("_sum_splits_kernel", "splits padded to a power of two (masked)", lambda f: f["padded"], MIN),
         Regime("_sum_splits_kernel", "last block partial", lambda f: f["tail"], MIN),
         Regime("_expand_kernel", "1 column tile per program", lambda f: f["column_tiles"] == 1, MIN),

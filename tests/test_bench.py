@@ -185,23 +185,25 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
 
 
 def test_same_bits_says_which_settings_differ_and_exits_1(monkeypatch, capsys):
-    """Every candidate's output against the first one's, on the tiny layer: equal bits pass; a candidate planted to
-    change the output (doubled while BLOCK_N_MAX is 16) is named and makes the exit status 1."""
+    """Every candidate's output against the first one's, on the tiny layer: the grouped shrink (forced on these small
+    batches) gives the ungrouped one's bits; a candidate planted to change the output (doubled while grouping is
+    forced) is named and makes the exit status 1."""
     from benchmarks import same_bits
     from impl import shrink
     from lora_verify.bench import inputs
 
-    argv = ["--tiny", "--ops", "shrink", "--phase", "decode", "--set", "impl.shrink.BLOCK_N_MAX=64,32"]
+    argv = ["--tiny", "--ops", "shrink", "--phase", "decode", "--set", "impl.shrink.GROUP_MIN_SLOT_ROWS=0",
+            "--set", "impl.shrink.GROUP_MIN_ROWS=1024,0"]
     assert same_bits.main(argv) == 0
     assert "0 comparisons differ" in capsys.readouterr().out
     call = inputs.Case.call
 
     def planted(case, module, batch_info, base=None):
         fn = call(case, module, batch_info, base)
-        return lambda: fn() * (2 if shrink.BLOCK_N_MAX == 16 else 1)
+        return lambda: fn() * (2 if shrink.GROUP_MIN_ROWS == 0 else 1)
 
     monkeypatch.setattr(inputs.Case, "call", planted)
-    assert same_bits.main(argv[:-1] + ["impl.shrink.BLOCK_N_MAX=64,16"]) == 1
+    assert same_bits.main(argv) == 1
     out = capsys.readouterr().out
-    assert "{'BLOCK_N_MAX': 16} vs {'BLOCK_N_MAX': 64}: " in out and "cells differ" in out
-    assert "8 comparisons differ" in out  # 4 decode shapes x 2 layouts
+    assert "'GROUP_MIN_ROWS': 0} vs {'GROUP_MIN_SLOT_ROWS': 0, 'GROUP_MIN_ROWS': 1024}: " in out
+    assert "cells differ" in out and "8 comparisons differ" in out  # 4 decode shapes x 2 layouts
