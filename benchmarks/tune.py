@@ -22,10 +22,10 @@ import torch
 import triton
 
 import impl
+from lora_verify import backend
 from lora_verify.bench import grid, inputs, peers
 from lora_verify.bench.timing import time_us
 
-DEVICE = "cuda"  # what is timed on (tests/test_bench.py runs the loop on the suite's device with a fake clock)
 CANDIDATES = {
     "shrink": {"impl.shrink": {"BLOCK_K_LONG": (64, 128), "K_BLOCKS_PER_SPLIT": (1, 2, 4, 8)}},
     "expand": {"impl.expand": {"MIN_PROGRAMS": (192, 384, 768), "NUM_STAGES": (2, 3), "NUM_WARPS": (4, 8)}},
@@ -82,7 +82,7 @@ def main():
     args = parser.parse_args()
     overrides = parse_sets(args.set)
     impl.debug(False)
-    device = torch.device(DEVICE)
+    device = backend.device()  # the GPU; the CPU under the interpreter (tests/test_bench.py: a fake clock)
     shapes = [s for s in grid.shapes(grid.GRIDS[args.grid], phase=args.phase)
               if not args.shapes or s.label in args.shapes.split(",")]
     if not shapes:

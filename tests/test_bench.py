@@ -147,7 +147,7 @@ def test_tune_settings_name_real_constants_and_set_replaces_a_kernels_space():
     assert list(tune.settings("expand", overrides)) == list(tune.settings("expand"))
 
 
-def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, monkeypatch, device):
+def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, monkeypatch):
     """The loop on the suite's device (tiny layer and shapes, a fake clock, a planted peer): a row per setting and
     layout and one per peer layout, each over the shapes named; a setting that fails is said and the others go on."""
     import torch
@@ -163,7 +163,6 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
             raise RuntimeError("out of resources: shared memory")
         return 1.0
 
-    monkeypatch.setattr(tune, "DEVICE", str(device))
     monkeypatch.setattr(tune, "time_us", clock)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "test device")
     monkeypatch.setitem(grid.LAYERS, "8b", grid.TINY)
