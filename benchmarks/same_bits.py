@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--grid", choices=grid.GRIDS, default="full")
     parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
     parser.add_argument("--phase", choices=("decode", "prefill", "all"), default="all")
+    parser.add_argument("--shapes", default="", help="only these shape labels (comma-separated: 64/64/128,...)")
     parser.add_argument("--tiny", action="store_true", help="the tiny layer and shapes (the interpreter's dry run)")
     parser.add_argument("--set", action="append", required=True, metavar="MODULE.NAME=V1,V2",
                         help="the candidates compared (repeatable: every combination)")
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     device = backend.device()  # the GPU, or the CPU under the interpreter
     overrides = tune.parse_sets(args.set)
     layer = grid.TINY if args.tiny else grid.LAYERS[args.layer]
-    shapes = grid.shapes(grid.GRIDS[args.grid], tiny=args.tiny, phase=args.phase)
+    shapes = tune.pick_shapes(parser, args, tiny=args.tiny)
     differing = 0
     for op_name in args.ops.split(","):
         bench_op = grid.bench_op(layer, op_name)

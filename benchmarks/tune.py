@@ -57,6 +57,15 @@ def settings(kernel, overrides=None):
         yield module, dict(zip(names, values, strict=True))
 
 
+def pick_shapes(parser, args, tiny: bool = False) -> list:
+    """The shapes of ``args.grid``'s ``args.phase`` named by ``args.shapes`` (all when it is empty)."""
+    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid], tiny=tiny, phase=args.phase)
+              if not args.shapes or s.label in args.shapes.split(",")]
+    if not shapes:
+        parser.error(f"no shape of the {args.grid} grid's {args.phase} shapes is named by --shapes {args.shapes}")
+    return shapes
+
+
 def table_row(op_name, label, layout, shapes, times) -> str:
     """One row of the table: the geometric mean, the worst shape, every shape's time (us)."""
     geo = math.exp(sum(map(math.log, times)) / len(times))
@@ -76,23 +85,24 @@ def main():
     parser.add_argument("--phase", choices=("decode", "prefill", "all"), default="decode")
     parser.add_argument("--shapes", default="", help="only these shape labels (comma-separated: 64/64/128,...)")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME",
-                        help="also time this peer (lora_verify.bench.peers.ADAPTERS: sglang, vllm, ...) on the cases")
+                        help="also time this peer (lora_verify.bench.peers.ADAPTERS: sglang, vllm, ...) or baseline "
+                        "(torch, cuBLAS: one-adapter shapes only) on the cases")
     parser.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=V1,V2",
                         help="candidates of one constant, in place of the module's defaults (repeatable)")
     args = parser.parse_args()
     overrides = parse_sets(args.set)
     impl.debug(False)
     device = backend.device()  # the GPU; the CPU under the interpreter (tests/test_bench.py: a fake clock)
-    shapes = [s for s in grid.shapes(grid.GRIDS[args.grid], phase=args.phase)
-              if not args.shapes or s.label in args.shapes.split(",")]
-    if not shapes:
-        parser.error(f"no shape of the {args.grid} grid's {args.phase} shapes is named by --shapes {args.shapes}")
+    shapes = pick_shapes(parser, args)
     lines = [f"# tune.py on {torch.cuda.get_device_name()} (Triton {triton.__version__}), layer {args.layer}", "",
              "| op | setting | layout | geomean us | worst shape (us) | " + " | ".join(s.label for s in shapes) + " |",
              "|---" * (5 + len(shapes)) + "|"]
-    named = [c for c in peers.contenders(peers=args.peer) if c.name.rsplit(" ", 1)[0] in args.peer]
-    rivals = [c for c in named if not c.skip]
+    known = [p for p in args.peer if p in {label for label, *_ in peers.ADAPTERS}]  # the rest name baselines
+    named = [c for c in peers.contenders(peers=known) if c.name.rsplit(" ", 1)[0] in args.peer]
+    partial = [c for c in named if c.applies and not all(map(c.applies, shapes))]
+    rivals = [c for c in named if not c.skip and c not in partial]
     skipped = [f"- {c.name}: skipped ({c.skip})" for c in named if c.skip]
+    skipped += [f"- {c.name}: skipped (not every shape named is one it applies to)" for c in partial]
     for op_name in args.ops.split(","):
         bench_op = grid.bench_op(grid.LAYERS[args.layer], op_name)
         cases = [inputs.build(bench_op, shape, device) for shape in shapes]

@@ -113,6 +113,21 @@ def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
     return group
 
 
+# a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average is served WIDE_ROWS
+# rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr (the tile table's tiles are BLOCK_S rows):
+# each weight tile is then read once per WIDE_ROWS rows instead of once per BLOCK_S
+WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = 64, 256, 64, 4
+
+
+def rows_per_program(batch_info, num_rows: int) -> int:
+    """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
+    on average (host-side numbers: no sync), else ``BLOCK_S``. A row's output is one dot over the whole rank either
+    way: the suite checks that the bits are the same (sorted and grouped == unsorted)."""
+    segments = max(batch_info.num_segments, 1)
+    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments
+    return WIDE_ROWS if batch_info.permutation is not None and long else BLOCK_S
+
+
 def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width, output_offset=None):
     S = x.shape[0]
     if base_output is None:
@@ -122,8 +137,9 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     R = weights.shape[-1]
     block_n, block_k = expand_blocks(R)
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
-    common, layout = launch_common(batch_info)
-    tiles, segments = tile_grid(batch_info, S)
+    block_s = rows_per_program(batch_info, S)
+    common, layout = launch_common(batch_info, table=block_s == BLOCK_S)
+    tiles, segments = tile_grid(batch_info, S, block_s, table=block_s == BLOCK_S)
     # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
     group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n))
     groups_per_slice = triton.cdiv(n_tiles_per_slice, group)
@@ -144,12 +160,12 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         **layout,
         SEGMENTS=segments,
         OFFSETS_IN_TENSOR=output_offset is not None,
-        BLOCK_S=BLOCK_S,
+        BLOCK_S=block_s,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
         EVEN_K=R == block_k,
         STAGES=NUM_STAGES if group > 1 else 1,
-        num_warps=NUM_WARPS,
+        num_warps=NUM_WARPS if block_s == BLOCK_S else WIDE_WARPS,
     )
     return base_output
 

@@ -107,9 +107,11 @@ def tiles_of(batch_info):
     return getattr(batch_info, "tiles", None)
 
 
-def launch_common(batch_info):
-    """The kernel arguments every entry point passes for the batch, in kernel order, and the layout."""
-    permutation, tiles = batch_info.permutation, tiles_of(batch_info)
+def launch_common(batch_info, table: bool = True):
+    """The kernel arguments every entry point passes for the batch, in kernel order, and the layout; without
+    ``table`` the batch's tile table is left out (its tiles are ``BLOCK_S`` rows: a grid of other row tiles looks
+    its segments up in ``seg_indptr``)."""
+    permutation, tiles = batch_info.permutation, tiles_of(batch_info) if table else None
     sorted_layout = permutation is not None
     return (
         batch_info.seg_lens,
@@ -122,17 +124,18 @@ def launch_common(batch_info):
     ), dict(SORTED=sorted_layout, TABLE=tiles is not None)
 
 
-def sorted_programs(num_rows: int, num_segments: int) -> int:
+def sorted_programs(num_rows: int, num_segments: int, block_s: int = BLOCK_S) -> int:
     """Programs of a sorted grid (and rows of a tile table) enough for any split of ``num_rows`` rows into
-    ``num_segments`` segments: the full tiles of ``BLOCK_S`` rows, plus at most one partial tile per segment."""
-    return triton.cdiv(num_rows, BLOCK_S) + num_segments
+    ``num_segments`` segments: the full tiles of ``block_s`` rows, plus at most one partial tile per segment."""
+    return triton.cdiv(num_rows, block_s) + num_segments
 
 
-def tile_grid(batch_info, num_rows: int) -> tuple:
-    """Grid axes 0 and 1 (see ``program_rows``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows."""
-    segments, tiles = batch_info.num_segments, tiles_of(batch_info)
+def tile_grid(batch_info, num_rows: int, block_s: int = BLOCK_S, table: bool = True) -> tuple:
+    """Grid axes 0 and 1 (see ``program_rows``) and the ``SEGMENTS`` constant, for a batch of ``num_rows`` rows
+    in tiles of ``block_s`` rows (the tile table, ``BLOCK_S`` rows a tile, only with ``table``)."""
+    segments, tiles = batch_info.num_segments, tiles_of(batch_info) if table else None
     if tiles is not None:
         return (tiles.shape[0], 1), 1
     if batch_info.permutation is not None:
-        return (sorted_programs(num_rows, segments), 1), triton.next_power_of_2(segments)
-    return (triton.cdiv(max(batch_info.max_len, 1), BLOCK_S), segments), 1
+        return (sorted_programs(num_rows, segments, block_s), 1), triton.next_power_of_2(segments)
+    return (triton.cdiv(max(batch_info.max_len, 1), block_s), segments), 1

@@ -219,13 +219,24 @@ def _sum_splits_kernel(
     tl.store(y + offs, total.to(y.dtype.element_ty), mask=live)
 
 
-# _shrink_kernel's launch options, here for benchmarks/tune.py (Triton's defaults; 8 warps timed slower, ninth session)
+# _shrink_kernel's launch options, here for benchmarks/tune.py (Triton's defaults; 8 warps timed slower, ninth session).
+# A batch of at least STAGES_MIN_ROWS rows with at most STAGES_MAX_N columns (rank-16 prefill) keeps one more load in
+# flight: timed 3-5% faster there (both layouts), and slower at 2048 rows or at wider N (benchmarks/README.md).
+# Either gives a row the same bits (the K loop runs in the same order); the suite's grouped variant takes
+# STAGES_LONG on every batch it applies to (lora_verify.layouts.GROUPING).
 NUM_WARPS, NUM_STAGES = 4, 3
+STAGES_LONG, STAGES_MIN_ROWS, STAGES_MAX_N = 4, 4096, 16
+BLOCK_N_MAX = 64  # the widest column tile (16 and 32 timed no faster where sglang wins)
+
+
+def num_stages(num_rows: int, N: int) -> int:
+    """The launch's ``num_stages`` for ``num_rows`` rows of ``N`` columns (host-side numbers: no sync)."""
+    return STAGES_LONG if num_rows >= STAGES_MIN_ROWS and N <= STAGES_MAX_N else NUM_STAGES
 
 
 def shrink_blocks(K: int, N: int) -> tuple:
     """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch."""
-    block_n = max(16, min(64, triton.next_power_of_2(N)))
+    block_n = max(16, min(BLOCK_N_MAX, triton.next_power_of_2(N)))
     if K <= 256:  # small K (the interpreter's test sizes): 64-wide splits, so that several get tested
         return block_n, 32, 64
     return block_n, BLOCK_K_LONG, BLOCK_K_LONG * K_BLOCKS_PER_SPLIT
@@ -292,7 +303,7 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         BLOCK_K=block_k,
         FUSED=fused,
         num_warps=NUM_WARPS,
-        num_stages=NUM_STAGES,
+        num_stages=num_stages(S, N),
     )
     if fused:
         return y

@@ -31,11 +31,12 @@ DEVICE_REFERENCE = os.environ.get("LORA_DEVICE_REFERENCE", "reference.vectorised
 # (LORA_DEVICE_REFERENCE_MIN_PRODUCTS=0: the device reference for every case, as before; for comparisons)
 DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PRODUCTS", 1 << 25))
 # what makes impl's kernels group work per program on large batches only, and the value that groups every batch:
-# shrink's table tiles (impl.shrink.tiles_per_program) and its splits summed in the program (sums_in_program),
-# expand's column tiles (impl.expand.column_tiles_per_program)
+# shrink's table tiles (impl.shrink.tiles_per_program), its splits summed in the program (sums_in_program) and its
+# deeper pipeline (num_stages: compiled only), expand's column tiles (impl.expand.column_tiles_per_program) and its
+# wide row tiles (rows_per_program)
 GROUPING = {
-    impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", "FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES"),
-    impl.expand: ("MIN_PROGRAMS",),
+    impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", "FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES", "STAGES_MIN_ROWS"),
+    impl.expand: ("MIN_PROGRAMS", "WIDE_MIN_ROWS", "WIDE_MIN_SEGMENT_ROWS"),
 }
 
 

@@ -2,9 +2,10 @@
 
 A kernel launch decides its regime from its arguments and grid: shrink's split count (one, a power of two, or not:
 ``_sum_splits_kernel`` then masks padded splits), its long-K blocks, table tiles per program (grouped) and the
-table's tail, its splits summed by each program (fused) or by a second kernel; expand's column tiles per program,
-whole-rank (``EVEN_K``) or rank-masked weights and rank block; how programs find their rows (per-sequence, the
-sorted tile table, or the lookup in ``seg_indptr``); programs with nothing to do (tiles past the live ones).
+table's tail, its splits summed by each program (fused) or by a second kernel, its pipeline depth (a launch option:
+only the compiler acts on it); expand's column tiles per program, whole-rank (``EVEN_K``) or rank-masked weights
+and rank block; how programs find their rows (per-sequence, the sorted tile table, or the lookup in
+``seg_indptr``); programs with nothing to do (tiles past the live ones).
 :func:`recording` observes launches without changing them: for its duration the ``run`` method of each
 ``@triton.jit`` object (``kernel[grid](...)`` calls it, compiled or interpreted alike) is wrapped to keep the
 launch's arguments (integer tensors copied on their device, no host sync: routing's test forbids one) before it
@@ -90,6 +91,7 @@ def _facts_shrink(a: dict, grid: tuple) -> dict:
         table_tail=group > 1 and len(f["table"]) % group != 0,
         mixed_group=any(len({s for rows, s in g if rows > 0}) > 1 for g in groups),
         idle_group=any(all(rows == 0 for rows, _ in g) for g in groups),
+        stages=a["num_stages"],
     )
 
 
@@ -112,6 +114,7 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
     return dict(
         f,
         column_tiles=group,
+        block_s=a["BLOCK_S"],
         groups_per_slice=per_slice,
         clipped=tiles_per_slice % group != 0,  # a slice's last group has fewer tiles than the others
         narrow_exit=any(triton.cdiv(w, block_n) <= (per_slice - 1) * group for w in widths),
@@ -307,6 +310,8 @@ def _regimes():
         Regime("_shrink_kernel", "fused: several splits, grouped",
                lambda f: f["fused"] and f["splits"] > 1 and f["group"] > 1, MIN),
         Regime("_shrink_kernel", "splits summed by a second kernel", lambda f: not f["fused"], MIN),
+        Regime("_shrink_kernel", f"deeper pipeline ({shrink.STAGES_LONG} stages; compiled only)",
+               lambda f: f["stages"] == shrink.STAGES_LONG, MIN),
         Regime("_sum_splits_kernel", "splits padded to a power of two (masked)", lambda f: f["padded"], MIN),
         Regime("_sum_splits_kernel", "last block partial", lambda f: f["tail"], MIN),
         Regime("_expand_kernel", "1 column tile per program", lambda f: f["column_tiles"] == 1, MIN),
@@ -314,6 +319,8 @@ def _regimes():
                lambda f: 1 < f["column_tiles"] < max_tiles, MIN),
         Regime("_expand_kernel", f"{max_tiles} column tiles per program",
                lambda f: f["column_tiles"] == max_tiles, MIN),
+        Regime("_expand_kernel", f"{expand.WIDE_ROWS} rows per program (wide, looked up)",
+               lambda f: f["block_s"] == expand.WIDE_ROWS and f["path"] == "lookup", MIN),
         Regime("_expand_kernel", "several column groups per slice", lambda f: f["groups_per_slice"] > 1, MIN),
         Regime("_expand_kernel", "a slice's last group clipped", lambda f: f["clipped"], MIN),
         Regime("_expand_kernel", "groups past a narrower slice (exit)", lambda f: f["narrow_exit"], MIN),

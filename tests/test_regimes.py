@@ -54,3 +54,21 @@ def test_counts_merge_across_workers():
     b.count_regimes("y", ["r1"])
     a.merge(b.dump())
     assert dict(a.regimes) == {"r1": 2, "r2": 1} and a.regime_checks == {"x", "y"}
+
+
+def test_pipeline_depth_follows_rows_and_width_and_the_grouped_variant_forces_it(device, monkeypatch):
+    """Small batches launch with NUM_STAGES; at STAGES_MIN_ROWS rows and N <= STAGES_MAX_N with STAGES_LONG (the
+    threshold lowered so that 5 rows count), wider N never; the suite's grouped variant takes it on every batch."""
+    from lora_verify.layouts import grouping_forced
+
+    deep = f"_shrink_kernel: deeper pipeline ({shrink.STAGES_LONG} stages; compiled only)"
+    assert deep not in regimes.taken(_shrink_once(device, K=40)[0])
+    monkeypatch.setattr(shrink, "STAGES_MIN_ROWS", 5)
+    assert deep in regimes.taken(_shrink_once(device, K=40)[0])  # N = 4 columns
+    monkeypatch.setattr(shrink, "STAGES_MAX_N", 3)
+    assert deep not in regimes.taken(_shrink_once(device, K=40)[0])
+    monkeypatch.setattr(shrink, "STAGES_MAX_N", 16)
+    monkeypatch.setattr(shrink, "STAGES_MIN_ROWS", 4096)
+    with grouping_forced():
+        assert deep in regimes.taken(_shrink_once(device, K=40)[0])
+    assert shrink.STAGES_MIN_ROWS == 4096
