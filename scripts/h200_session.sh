@@ -115,6 +115,9 @@
 #                  each candidate (8b, every shape), then timed: one-adapter shapes with cuBLAS beside them, large
 #                  batches of several adapters with sglang; then the suite's sorted, grouped and batch-invariance tests
 #                  of the expands compiled.
+# h18 (~9.5 min, one GPU, right after h17): the final kernels: with H18_WIDE (the values of impl/expand.py's WIDE_*
+#                  line, e.g. "64, 256, 64, 4", as h17 chose them; to be committed as run) that line is set first;
+#                  then h9's cold suite (H18_S s, 300), then h10's full grid in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -546,6 +549,12 @@ h17)  # one GPU: tests/ compiled, then expand's wide row tiles: same bits, timed
       -k "lora_b and (sorted or grouped or invariant)" >"$res/suite_wide.log" 2>&1
     say "suite, expands' sorted/grouped == unsorted and batch-invariant, ci profile, compiled: exit $? $(grep -E ' passed| failed' "$res/suite_wide.log" | tail -1)"
   fi ;;
+h18)  # one GPU: the final kernels (H18_WIDE: expand's WIDE_* values), the cold suite, then the full grid
+  if [ -n "${H18_WIDE:-}" ]; then
+    sed -i "s/^WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = .*/WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = $H18_WIDE/" impl/expand.py
+    say "impl/expand.py: $(grep '^WIDE_ROWS' impl/expand.py); impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
+  fi
+  cold_suite "${H18_S:-300}"; bench_full $((565 - SECONDS)) ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
