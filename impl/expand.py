@@ -116,7 +116,7 @@ def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
 # a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average is served WIDE_ROWS
 # rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr (the tile table's tiles are BLOCK_S rows):
 # each weight tile is then read once per WIDE_ROWS rows instead of once per BLOCK_S
-WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = 64, 256, 64, 4
+WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = 64, 256, 64, 8
 
 
 def rows_per_program(batch_info, num_rows: int) -> int:
@@ -137,7 +137,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     R = weights.shape[-1]
     block_n, block_k = expand_blocks(R)
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
-    block_s = rows_per_program(batch_info, S)
+    block_s = rows_per_program(batch_info, S) if output_offset is None else BLOCK_S  # qkv: timed slower wide
     common, layout = launch_common(batch_info, table=block_s == BLOCK_S)
     tiles, segments = tile_grid(batch_info, S, block_s, table=block_s == BLOCK_S)
     # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
