@@ -113,18 +113,21 @@ def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
     return group
 
 
-# a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average is served WIDE_ROWS
-# rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr (the tile table's tiles are BLOCK_S rows):
-# each weight tile is then read once per WIDE_ROWS rows instead of once per BLOCK_S
-WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_WARPS = 64, 256, 64, 8
+# a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average, with weights of rank
+# WIDE_MIN_RANK or more, is served WIDE_ROWS rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr
+# (the tile table's tiles are BLOCK_S rows): each weight tile is then read once per WIDE_ROWS rows instead of once per
+# BLOCK_S. Timed on an H100 (benchmarks/README.md): 0.64-0.81 of the time at ranks 64 and 128, no gain at 8 and 16;
+# slower for qkv (not taken there)
+WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_MIN_RANK, WIDE_WARPS = 64, 256, 64, 64, 8
 
 
-def rows_per_program(batch_info, num_rows: int) -> int:
+def rows_per_program(batch_info, num_rows: int, R: int) -> int:
     """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
-    on average (host-side numbers: no sync), else ``BLOCK_S``. A row's output is one dot over the whole rank either
-    way: the suite checks that the bits are the same (sorted and grouped == unsorted)."""
+    on average, weights of rank ``R >= WIDE_MIN_RANK`` (host-side numbers: no sync), else ``BLOCK_S``. A row's output
+    is one dot over the whole rank either way: the suite checks that the bits are the same (sorted and grouped ==
+    unsorted)."""
     segments = max(batch_info.num_segments, 1)
-    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments
+    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= WIDE_MIN_RANK
     return WIDE_ROWS if batch_info.permutation is not None and long else BLOCK_S
 
 
@@ -137,7 +140,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     R = weights.shape[-1]
     block_n, block_k = expand_blocks(R)
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
-    block_s = rows_per_program(batch_info, S) if output_offset is None else BLOCK_S  # qkv: timed slower wide
+    block_s = rows_per_program(batch_info, S, R) if output_offset is None else BLOCK_S  # qkv: timed slower wide
     common, layout = launch_common(batch_info, table=block_s == BLOCK_S)
     tiles, segments = tile_grid(batch_info, S, block_s, table=block_s == BLOCK_S)
     # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
