@@ -102,7 +102,7 @@
 #                  (benchmarks/tune.py, 8b shrink and down_proj): GROUP x NUM_STAGES (200 s), then BLOCK_K_LONG x
 #                  K_BLOCKS_PER_SPLIT (150 s); then expand's candidates never run (MIN_PROGRAMS x NUM_STAGES x
 #                  NUM_WARPS) over the decode grid, in the time left.
-# h15 and h16: run from branch candidate/stages (the constants they set are that branch's).
+# h15 and h16 ran from branch candidate/stages (merged in the fourteenth session).
 # h15 (~7 min, one GPU): the shrink's deeper pipeline on large batches (STAGES_MIN_ROWS) and its column tile
 #                  (BLOCK_N_MAX): same bits under each candidate (benchmarks/same_bits.py, prefill shapes and the
 #                  decode shapes it loses), then each timed with sglang beside it (benchmarks/tune.py: 8b prefill,
