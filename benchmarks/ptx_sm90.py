@@ -1,10 +1,11 @@
 """What the compiler makes of a kernel for sm_90, on any machine: ``python -m benchmarks.ptx_sm90 CASE ...``.
 
 Each CASE is one of ``lora_verify.sm90``'s cases, optionally with constants overridden (``CASE:NAME=VALUE,...``,
-e.g. ``shrink-sorted:BLOCK_N=16``). It is compiled with ``--warps`` warps (the launches use 4) and the ptxas in
-Triton's wheel; printed per case: ptxas' resource line (registers, spills) and the tensor-core instructions in the
-PTX (``wgmma`` on warpgroups of 64 rows, ``mma.sync`` on warps). No GPU and no driver needed: a lead for what to
-time, not a timing. Run without ``TRITON_INTERPRET`` (``@triton.jit`` picks the interpreter at import).
+e.g. ``shrink-sorted:BLOCK_N=16``). It is compiled with ``--warps`` warps (default: the case's launch's,
+``lora_verify.sm90.warps_of``) and the ptxas in Triton's wheel; printed per case: ptxas' resource line (registers,
+spills) and the tensor-core instructions in the PTX (``wgmma`` on warpgroups of 64 rows, ``mma.sync`` on warps).
+No GPU and no driver needed: a lead for what to time, not a timing. Run without ``TRITON_INTERPRET``
+(``@triton.jit`` picks the interpreter at import).
 """
 
 import argparse
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from triton.backends.nvidia.compiler import get_ptxas
 
-from lora_verify.sm90 import CASES, kernel
+from lora_verify.sm90 import CASES, kernel, warps_of
 
 MMA = {"wgmma": re.compile(r"\bwgmma\.mma_async\b"), "mma.sync": re.compile(r"\bmma\.sync\b")}
 
@@ -50,14 +51,15 @@ def instructions(text: str) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="+", metavar="CASE[:NAME=VALUE,...]")
-    parser.add_argument("--warps", type=int, default=4)
+    parser.add_argument("--warps", type=int, default=None, help="default: the case's launch (lora_verify.sm90.WARPS)")
     args = parser.parse_args()
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("run it without TRITON_INTERPRET=1: the kernels would be the interpreter's")
     for spec in args.cases:
         case, overrides = parse(spec)
-        text = kernel(case, overrides, args.warps).asm["ptx"]
-        print(f"{spec:<45} warps {args.warps}: {instructions(text)}; {resources(text)}", flush=True)
+        warps = args.warps or warps_of(case)
+        text = kernel(case, overrides, warps).asm["ptx"]
+        print(f"{spec:<45} warps {warps}: {instructions(text)}; {resources(text)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ driver. It must run in a process without ``TRITON_INTERPRET`` (``@triton.jit`` p
 
 import importlib
 import json
+from typing import Optional
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -51,7 +52,11 @@ CASES = {
         for layout, flags in LAYOUTS.items()
         for offsets in ("qkv", "uniform")
     },
-    "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
+    "expand-wide": (  # 64 rows a program, looked up (impl.expand.rows_per_program), at WIDE_WARPS (WARPS below)
+        *EXPAND,
+        dict(**LAYOUTS["lookup"], OFFSETS_IN_TENSOR=False, BLOCK_S=64, BLOCK_N=128, BLOCK_K=64, EVEN_K=True, STAGES=3),
+    ),
+        "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
         *EXPAND,
         dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
     ),
@@ -70,9 +75,19 @@ CASES = {
 }
 
 
-def kernel(case: str, overrides=None, warps: int = 4):
-    """``CASES[case]`` (its constants updated by ``overrides``) compiled for sm_90 with ``warps`` warps: Triton's
-    compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``). Raises what the compiler raises."""
+WARPS = {"expand-wide": ("impl.expand", "WIDE_WARPS")}  # cases launched with other than 4 warps: the constant saying so
+
+
+def warps_of(case: str) -> int:
+    """The warps ``case``'s launches use: the constant ``WARPS`` names, else 4."""
+    module, name = WARPS.get(case, (None, None))
+    return getattr(importlib.import_module(module), name) if module else 4
+
+
+def kernel(case: str, overrides=None, warps: Optional[int] = None):
+    """``CASES[case]`` (its constants updated by ``overrides``) compiled for sm_90 with ``warps`` warps (None: the
+    launch's, ``warps_of``): Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``). Raises what the compiler
+    raises."""
     module, name, pointers, constants = CASES[case]
     constants = {**constants, **(overrides or {})}
     fn = getattr(importlib.import_module(module), name)
@@ -83,7 +98,7 @@ def kernel(case: str, overrides=None, warps: int = 4):
         raise ValueError(f"CASES is out of date: constants missing {missing}, names not in the kernel {unknown}")
     signature = {n: "constexpr" if n in constants else pointers.get(n, "i32") for n in names}
     source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
-    return triton.compile(source, target=TARGET, options={"num_warps": warps})
+    return triton.compile(source, target=TARGET, options={"num_warps": warps or warps_of(case)})
 
 
 def outcome(case: str) -> str:
