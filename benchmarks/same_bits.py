@@ -7,7 +7,6 @@ the ``--set`` constants and compares the outputs with the first setting's, exact
 """
 
 import argparse
-import importlib
 import sys
 
 import torch
@@ -20,16 +19,8 @@ from lora_verify.bench import grid, inputs
 
 def outputs(case, layout, setting) -> torch.Tensor:
     """The op's output on ``case`` in ``layout`` with ``setting``'s constants in force (then restored)."""
-    module_name, values = setting
-    module = importlib.import_module(module_name)
-    saved = {k: getattr(module, k) for k in values}
-    try:
-        for k, v in values.items():
-            setattr(module, k, v)
+    with tune.in_force(*setting):
         return case.call(impl, getattr(case, layout), case.new_base())().clone()
-    finally:
-        for k, v in saved.items():
-            setattr(module, k, v)
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,7 @@ kernel (each ``--set`` one more dimension): e.g. ``--set impl.shrink.GROUP=1,4 -
 """
 
 import argparse
+import contextlib
 import importlib
 import itertools
 import math
@@ -55,6 +56,20 @@ def settings(kernel, overrides=None):
     names = list(space)
     for values in itertools.product(*(space[n] for n in names)):
         yield module, dict(zip(names, values, strict=True))
+
+
+@contextlib.contextmanager
+def in_force(module_name: str, values: dict):
+    """``values`` assigned to the module's constants for the duration, then the old ones put back."""
+    module = importlib.import_module(module_name)
+    saved = {k: getattr(module, k) for k in values}
+    try:
+        for k, v in values.items():
+            setattr(module, k, v)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(module, k, v)
 
 
 def pick_shapes(parser, args, tiny: bool = False) -> list:
@@ -119,20 +134,14 @@ def main():
             except peers.Skip as why:
                 skipped.append(f"- {op_name}, {rival.name}: skipped ({why})")
         for module_name, setting in settings(kernel_of(op_name), overrides):
-            module = importlib.import_module(module_name)
-            saved = {k: getattr(module, k) for k in setting}
-            for k, v in setting.items():
-                setattr(module, k, v)
             label = ", ".join(f"{k}={v}" for k, v in setting.items())
             try:
-                for layout in ("sorted", "unsorted"):
-                    row(label, layout, [case.call(impl, getattr(case, layout), case.new_base()) for case in cases])
+                with in_force(module_name, setting):
+                    for layout in ("sorted", "unsorted"):
+                        row(label, layout, [case.call(impl, getattr(case, layout), case.new_base()) for case in cases])
             except Exception as exc:  # a setting that does not compile (shared memory, registers): said, not fatal
                 skipped.append(f"- {op_name}, {label}: failed ({peers.first_line(exc)})")
                 print(skipped[-1], flush=True)
-            finally:
-                for k, v in saved.items():
-                    setattr(module, k, v)
     lines += [""] + skipped if skipped else []
     print("\n".join(skipped), flush=True)
     if args.out:

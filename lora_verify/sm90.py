@@ -56,7 +56,7 @@ CASES = {
         *EXPAND,
         dict(**LAYOUTS["lookup"], OFFSETS_IN_TENSOR=False, BLOCK_S=64, BLOCK_N=128, BLOCK_K=64, EVEN_K=True, STAGES=3),
     ),
-        "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
+    "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
         *EXPAND,
         dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
     ),
