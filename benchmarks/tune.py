@@ -102,6 +102,7 @@ def main():
     parser.add_argument("--peer", action="append", default=[], metavar="NAME",
                         help="also time this peer (lora_verify.bench.peers.ADAPTERS: sglang, vllm, ...) or baseline "
                         "(torch, cuBLAS: one-adapter shapes only) on the cases")
+    parser.add_argument("--layouts", default="sorted,unsorted", help="ours on these layouts (comma-separated)")
     parser.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=V1,V2",
                         help="candidates of one constant, in place of the module's defaults (repeatable)")
     args = parser.parse_args()
@@ -137,7 +138,7 @@ def main():
             label = ", ".join(f"{k}={v}" for k, v in setting.items())
             try:
                 with in_force(module_name, setting):
-                    for layout in ("sorted", "unsorted"):
+                    for layout in args.layouts.split(","):
                         row(label, layout, [case.call(impl, getattr(case, layout), case.new_base()) for case in cases])
             except Exception as exc:  # a setting that does not compile (shared memory, registers): said, not fatal
                 skipped.append(f"- {op_name}, {label}: failed ({peers.first_line(exc)})")

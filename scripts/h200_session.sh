@@ -116,6 +116,11 @@
 # h18 (~9.5 min, one GPU, right after h17): the final kernels: with H18_WIDE (the values of impl/expand.py's WIDE_*
 #                  line, e.g. "64, 256, 64, 4", as h17 chose them; to be committed as run) that line is set first;
 #                  then h9's cold suite (H18_S s, 300), then h10's full grid in the time left.
+# h19 (~8 min, one GPU): expand's wide launch, its column rule (WIDE_MIN_PROGRAMS x WIDE_STAGES x WIDE_BLOCK_N) timed
+#                  with cuBLAS beside the one-adapter shapes and sglang beside the others, qkv wide too (WIDE_QKV=1);
+#                  expand with its base loaded before the dot (a copy of impl/ in .out/early) against this tree
+#                  (benchmarks/compare.py); the shrink's column tile and split (BLOCK_N_MAX x K_BLOCKS_PER_SPLIT) on
+#                  one-adapter shapes with cuBLAS beside them.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -545,6 +550,31 @@ h18)  # one GPU: the final kernels (H18_WIDE: expand's WIDE_* values), the cold 
     say "impl/expand.py: $(grep '^WIDE_ROWS' impl/expand.py); impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
   fi
   cold_suite "${H18_S:-300}"; bench_full $((565 - SECONDS)) ;;
+h19)  # one GPU: expand's wide column rule, expand's early base load, the shrink's blocks on one-adapter shapes
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  cols=(--set impl.expand.WIDE_MIN_PROGRAMS=64,132,264,384 --set impl.expand.WIDE_STAGES=2,3,4
+        --set impl.expand.WIDE_BLOCK_N=0,128 --layouts sorted)
+  one=256/1/64,256/1/128,1024/1/64,1024/1/128,p1x2048/1/64
+  many=1024/8/64,1024/8/128,p8x1024/8/64,p64x128/64/128
+  tune 170 wide_one --grid full --layer 8b --phase all --ops expand,gate_up_expand --shapes "$one" --peer cuBLAS "${cols[@]}"
+  tune 80 wide_qkv --grid full --layer 8b --phase all --ops qkv_expand --shapes "$one" --peer cuBLAS "${cols[@]}" \
+    --set impl.expand.WIDE_QKV=0,1
+  tune 70 wide_many --grid full --layer 8b --phase all --ops expand --shapes "$many" --peer sglang "${cols[@]}"
+  rm -rf .out/early && mkdir -p .out/early && cp -r impl .out/early/ && python3 - <<'PY'
+from pathlib import Path
+p = Path(".out/early/impl/expand.py"); s = p.read_text()
+dot = "        acc = tl.dot(xs, ws)\n"
+load = "        base = tl.load(out_ptrs, mask=out_mask, other=0.0)\n"
+assert s.count(dot) == 1 and s.count(load) == 1
+p.write_text(s.replace(dot, "").replace(load, load + dot))
+PY
+  timeout 110 python3 -m benchmarks.compare . --new .out/early --grid small --shapes all --rep 10 \
+    --ops expand,qkv_expand,gate_up_expand >"$res/compare_early.log" 2>&1
+  say "expand's base loaded before the dot (new) against this tree (old), small grid: exit $?"
+  grep -E "geomean|DIFFER" "$res/compare_early.log" >>"$out/$phase.txt"
+  tune $((560 - SECONDS)) shrink_one --grid full --layer 70b --phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
+    --shapes 256/1/128,1024/1/64,1024/1/128,p1x2048/1/64 --peer cuBLAS --layouts sorted \
+    --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=2,4 ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
