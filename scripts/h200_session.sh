@@ -121,6 +121,9 @@
 #                  expand with its base loaded before the dot (a copy of impl/ in .out/early) against this tree
 #                  (benchmarks/compare.py); the shrink's column tile and split (BLOCK_N_MAX x K_BLOCKS_PER_SPLIT) on
 #                  one-adapter shapes with cuBLAS beside them.
+# h20 (~3 min, one GPU, after h19): the wide launch's warps and wider column tiles (WIDE_WARPS x WIDE_BLOCK_N x
+#                  WIDE_MIN_PROGRAMS x WIDE_STAGES), qkv wide against narrow at the column tile of 128 (WIDE_QKV x
+#                  W_BLOCK_ELEMENTS), and the narrow launch's column tile at rank 128 (W_BLOCK_ELEMENTS), timed.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -575,6 +578,21 @@ PY
   tune $((560 - SECONDS)) shrink_one --grid full --layer 70b --phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
     --shapes 256/1/128,1024/1/64,1024/1/128,p1x2048/1/64 --peer cuBLAS --layouts sorted \
     --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=2,4 ;;
+h20)  # one GPU: h19's follow-up: the wide launch's warps and column tile, qkv wide, the narrow column tile
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  cols=(--set impl.expand.WIDE_WARPS=4,8 --set impl.expand.WIDE_BLOCK_N=128,256
+        --set impl.expand.WIDE_MIN_PROGRAMS=132,264,384 --set impl.expand.WIDE_STAGES=2,3 --layouts sorted)
+  one=256/1/64,256/1/128,1024/1/64,1024/1/128,p1x2048/1/64
+  many=1024/8/64,1024/8/128,p8x1024/8/64,p64x128/64/128
+  tune 100 wide_one --grid full --layer 8b --phase all --ops expand,gate_up_expand --shapes "$one" --peer cuBLAS "${cols[@]}"
+  tune 50 wide_many --grid full --layer 8b --phase all --ops expand --shapes "$many" --peer sglang "${cols[@]}"
+  fixed=(--set impl.expand.WIDE_MIN_PROGRAMS=264 --set impl.expand.WIDE_STAGES=2 --set impl.expand.WIDE_BLOCK_N=128)
+  tune 60 qkv --grid full --layer 8b --phase all --ops qkv_expand --shapes "$one,64/1/128,1024/8/128,p64x128/64/128" \
+    --peer cuBLAS --peer sglang --layouts sorted,unsorted "${fixed[@]}" --set impl.expand.WIDE_QKV=0,1 \
+    --set impl.expand.W_BLOCK_ELEMENTS=8192,16384
+  tune 60 narrow --grid full --layer 8b --ops expand,gate_up_expand \
+    --shapes 64/1/128,64/8/128,64/64/128,256/8/128,256/64/128,1024/64/128 --peer sglang "${fixed[@]}" \
+    --set impl.expand.W_BLOCK_ELEMENTS=8192,16384 ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
