@@ -97,7 +97,8 @@ def _expand_kernel(
 
 
 def expand_blocks(R: int) -> tuple:
-    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone."""
+    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone (the wide launch
+    widens ``BLOCK_N``: a row's output is the same dot over the rank whatever the column tile)."""
     block_k = max(16, triton.next_power_of_2(R))
     return max(16, min(128, W_BLOCK_ELEMENTS // block_k)), block_k
 
@@ -116,21 +117,22 @@ def column_tiles_per_program(row_programs: int, n_tiles: int, min_programs: int)
 # a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average, with weights of rank
 # WIDE_MIN_RANK or more, is served WIDE_ROWS rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr
 # (the tile table's tiles are BLOCK_S rows): each weight tile is then read once per WIDE_ROWS rows instead of once per
-# BLOCK_S. Timed on an H100 (benchmarks/README.md): 0.64-0.81 of the time at ranks 64 and 128, no gain at 8 and 16;
-# slower for qkv (not taken there)
+# BLOCK_S. Its column tiles are at least WIDE_BLOCK_N wide (rank 128: 128, not 64), grouped while WIDE_MIN_PROGRAMS
+# programs remain, WIDE_STAGES loads in flight. qkv goes wide from rank WIDE_QKV_MIN_RANK only (slower wide at 64).
+# Timed on an H100 (docs/experiments/tune_expand_wide_h100.md, tune_expand_wide_columns_h100.md)
 WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_MIN_RANK, WIDE_WARPS = 64, 256, 64, 64, 8
-# the wide launch's column rule (TUNING: candidates timed by benchmarks/tune.py; the defaults are the launch before)
-WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV = 384, 3, 0, 0
+WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK = 264, 2, 128, 128
 
 
 def rows_per_program(batch_info, num_rows: int, R: int, qkv: bool = False) -> int:
     """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
-    on average, weights of rank ``R >= WIDE_MIN_RANK`` (host-side numbers: no sync), else ``BLOCK_S``. A row's output
+    on average, weights of rank ``R >= WIDE_MIN_RANK`` (``WIDE_QKV_MIN_RANK`` for ``qkv``; host-side numbers: no
+    sync), else ``BLOCK_S``. A row's output
     is one dot over the whole rank either way: the suite checks that the bits are the same (sorted and grouped ==
     unsorted)."""
     segments = max(batch_info.num_segments, 1)
-    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= WIDE_MIN_RANK
-    long = long and (WIDE_QKV or not qkv)
+    min_rank = max(WIDE_MIN_RANK, WIDE_QKV_MIN_RANK) if qkv else WIDE_MIN_RANK
+    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= min_rank
     return WIDE_ROWS if batch_info.permutation is not None and long else BLOCK_S
 
 
