@@ -124,6 +124,8 @@
 # h20 (~3 min, one GPU, after h19): the wide launch's warps and wider column tiles (WIDE_WARPS x WIDE_BLOCK_N x
 #                  WIDE_MIN_PROGRAMS x WIDE_STAGES), qkv wide against narrow at the column tile of 128 (WIDE_QKV x
 #                  W_BLOCK_ELEMENTS), and the narrow launch's column tile at rank 128 (W_BLOCK_ELEMENTS), timed.
+# h21 (~9.5 min, one GPU): the final kernels: same bits with the wide column tile and without (8b, the shapes h19
+#                  timed), h9's cold suite, then h10's full grid in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -593,6 +595,13 @@ h20)  # one GPU: h19's follow-up: the wide launch's warps and column tile, qkv w
   tune 60 narrow --grid full --layer 8b --ops expand,gate_up_expand \
     --shapes 64/1/128,64/8/128,64/64/128,256/8/128,256/64/128,1024/64/128 --peer sglang "${fixed[@]}" \
     --set impl.expand.W_BLOCK_ELEMENTS=8192,16384 ;;
+h21)  # one GPU: the final kernels: same bits (wide column tile or not), the cold suite, the full grid
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  timeout 60 python3 -m benchmarks.same_bits --ops expand,qkv_expand,gate_up_expand --phase all \
+    --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
+    --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
+  say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
+  cold_suite "${H21_S:-300}"; bench_full $((565 - SECONDS)) ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
