@@ -127,9 +127,8 @@ WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK = 264, 2, 128, 1
 def rows_per_program(batch_info, num_rows: int, R: int, qkv: bool = False) -> int:
     """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
     on average, weights of rank ``R >= WIDE_MIN_RANK`` (``WIDE_QKV_MIN_RANK`` for ``qkv``; host-side numbers: no
-    sync), else ``BLOCK_S``. A row's output
-    is one dot over the whole rank either way: the suite checks that the bits are the same (sorted and grouped ==
-    unsorted)."""
+    sync), else ``BLOCK_S``. A row's output is one dot over the whole rank either way: the suite checks that the bits
+    are the same (sorted and grouped == unsorted)."""
     segments = max(batch_info.num_segments, 1)
     min_rank = max(WIDE_MIN_RANK, WIDE_QKV_MIN_RANK) if qkv else WIDE_MIN_RANK
     long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= min_rank
