@@ -116,6 +116,7 @@
 # h18 (~9.5 min, one GPU, right after h17): the final kernels: with H18_WIDE (the values of impl/expand.py's WIDE_*
 #                  line, e.g. "64, 256, 64, 4", as h17 chose them; to be committed as run) that line is set first;
 #                  then h9's cold suite (H18_S s, 300), then h10's full grid in the time left.
+# h19-h21 run from branch candidate/wide-columns (its impl/expand.py has the WIDE_* constants they set).
 # h19 (~8 min, one GPU): expand's wide launch, its column rule (WIDE_MIN_PROGRAMS x WIDE_STAGES x WIDE_BLOCK_N) timed
 #                  with cuBLAS beside the one-adapter shapes and sglang beside the others, qkv wide too (WIDE_QKV=1);
 #                  expand with its base loaded before the dot (a copy of impl/ in .out/early) against this tree
