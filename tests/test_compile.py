@@ -47,7 +47,6 @@ def test_ptx_report_counts_the_tensor_core_instructions_and_ptxas_resources():
     assert re.search(r"\d+ bytes spill stores.*Used \d+ registers", line), line
 
 
-
 def test_the_wide_expand_compiles_at_its_warps_to_wgmma_without_spills():
     """The wide launch's case (64 rows, 8 warps: ``impl.expand.WIDE_WARPS``) takes the warpgroup MMA and spills
     nothing: at 4 warps it spills (``docs/experiments/tune_expand_wide_h100.md``)."""
