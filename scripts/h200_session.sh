@@ -116,7 +116,7 @@
 # h18 (~9.5 min, one GPU, right after h17): the final kernels: with H18_WIDE (the values of impl/expand.py's WIDE_*
 #                  line, e.g. "64, 256, 64, 4", as h17 chose them; to be committed as run) that line is set first;
 #                  then h9's cold suite (H18_S s, 300), then h10's full grid in the time left.
-# h19-h21 run from branch candidate/wide-columns (its impl/expand.py has the WIDE_* constants they set).
+# h19-h22 run from branch candidate/wide-columns (its impl/expand.py has the WIDE_* constants they set).
 # h19 (~8 min, one GPU): expand's wide launch, its column rule (WIDE_MIN_PROGRAMS x WIDE_STAGES x WIDE_BLOCK_N) timed
 #                  with cuBLAS beside the one-adapter shapes and sglang beside the others, qkv wide too (WIDE_QKV=1);
 #                  expand with its base loaded before the dot (a copy of impl/ in .out/early) against this tree
@@ -127,6 +127,9 @@
 #                  W_BLOCK_ELEMENTS), and the narrow launch's column tile at rank 128 (W_BLOCK_ELEMENTS), timed.
 # h21 (~9.5 min, one GPU): the final kernels: same bits with the wide column tile and without (8b, the shapes h19
 #                  timed), h9's cold suite, then h10's full grid in the time left.
+# h22 (~9.5 min, one GPU; from the branch too): h21's same bits and cold suite (H22_S, 300 s), then the shrink's
+#                  fusion rule and table grouping (FUSE_MIN_PROGRAMS x FUSE_MIN_TILES x GROUP_MIN_ROWS) timed on the
+#                  shapes where they decide otherwise, 8B and 70B, cuBLAS beside the one-adapter shapes.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -604,6 +607,20 @@ h21)  # one GPU: the final kernels: same bits (wide column tile or not), the col
   say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
   cold_suite "${H21_S:-300}"; left=$((${H21_END:-565} - SECONDS))  # H21_END: the phase's seconds
   if [ "$left" -ge 150 ]; then bench_full "$left"; else say "full grid not run: $left s left"; fi ;;
+h22)  # one GPU: h21's same bits and cold suite, then the shrink's fusion rule timed where it decides otherwise
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  timeout 60 python3 -m benchmarks.same_bits --ops expand,qkv_expand,gate_up_expand --phase all \
+    --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
+    --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
+  say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
+  cold_suite "${H22_S:-300}"
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache  # cold_suite's cache, kept for the tunes
+  fuse=(--phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer cuBLAS --layouts sorted
+        --shapes 256/1/128,1024/1/64,1024/1/128,1024/8/64,256/64/64,1024/64/16,p1x2048/1/64,p16x512/8/16,p1x8192/1/16,p8x1024/8/64,p64x128/64/128
+        --set impl.shrink.FUSE_MIN_PROGRAMS=16,128 --set impl.shrink.FUSE_MIN_TILES=0,256
+        --set impl.shrink.GROUP_MIN_ROWS=1024,1048576)
+  left=$((560 - SECONDS)); tune $((left / 2)) fuse_70b --grid full --layer 70b "${fuse[@]}"
+  tune $((560 - SECONDS)) fuse_8b --grid full --layer 8b "${fuse[@]}" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
