@@ -127,7 +127,7 @@
 #                  W_BLOCK_ELEMENTS), and the narrow launch's column tile at rank 128 (W_BLOCK_ELEMENTS), timed.
 # h21 (~9.5 min, one GPU): the final kernels: same bits with the wide column tile and without (8b, the shapes h19
 #                  timed), h9's cold suite, then h10's full grid in the time left.
-# h22 (~9.5 min, one GPU; from the branch too): h21's same bits and cold suite (H22_S, 300 s), then the shrink's
+# h22 (~9.5 min, one GPU; from the branch too): h21's same bits and cold suite (H22_S, 330 s), then the shrink's
 #                  fusion rule and table grouping (FUSE_MIN_PROGRAMS x FUSE_MIN_TILES x GROUP_MIN_ROWS) timed on the
 #                  shapes where they decide otherwise, 8B and 70B, cuBLAS beside the one-adapter shapes.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
@@ -613,7 +613,7 @@ h22)  # one GPU: h21's same bits and cold suite, then the shrink's fusion rule t
     --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
     --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
   say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
-  cold_suite "${H22_S:-300}"
+  cold_suite "${H22_S:-330}"
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache  # cold_suite's cache, kept for the tunes
   fuse=(--phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer cuBLAS --layouts sorted
         --shapes 256/1/128,1024/1/64,1024/1/128,1024/8/64,256/64/64,1024/64/16,p1x2048/1/64,p16x512/8/16,p1x8192/1/16,p8x1024/8/64,p64x128/64/128
