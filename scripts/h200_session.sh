@@ -126,10 +126,14 @@
 #                  WIDE_MIN_PROGRAMS x WIDE_STAGES), qkv wide against narrow at the column tile of 128 (WIDE_QKV x
 #                  W_BLOCK_ELEMENTS), and the narrow launch's column tile at rank 128 (W_BLOCK_ELEMENTS), timed.
 # h21 (~9.5 min, one GPU): the final kernels: same bits with the wide column tile and without (8b, the shapes h19
-#                  timed), h9's cold suite, then h10's full grid in the time left.
+#                  timed), h9's cold suite (H21_S, 480 s: the branch's took over 335 s in h22), then h10's full
+#                  grid in the time left.
 # h22 (~9.5 min, one GPU; from the branch too): h21's same bits and cold suite (H22_S, 330 s), then the shrink's
 #                  fusion rule and table grouping (FUSE_MIN_PROGRAMS x FUSE_MIN_TILES x GROUP_MIN_ROWS) timed on the
 #                  shapes where they decide otherwise, 8B and 70B, cuBLAS beside the one-adapter shapes.
+# h23 (~5 min, one GPU): the shrink's split length (K_BLOCKS_PER_SPLIT 4, 8, 16: a function of K alone, so every
+#                  batch keeps one sum order) on every shrink shape of the full grid, 8B then 70B, both layouts,
+#                  sglang beside: fewer, longer splits halve the partials' traffic where sums are not fused.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -605,7 +609,7 @@ h21)  # one GPU: the final kernels: same bits (wide column tile or not), the col
     --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
     --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
   say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
-  cold_suite "${H21_S:-300}"; left=$((${H21_END:-565} - SECONDS))  # H21_END: the phase's seconds
+  cold_suite "${H21_S:-480}"; left=$((${H21_END:-565} - SECONDS))  # H21_END: the phase's seconds
   if [ "$left" -ge 150 ]; then bench_full "$left"; else say "full grid not run: $left s left"; fi ;;
 h22)  # one GPU: h21's same bits and cold suite, then the shrink's fusion rule timed where it decides otherwise
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
@@ -621,6 +625,12 @@ h22)  # one GPU: h21's same bits and cold suite, then the shrink's fusion rule t
         --set impl.shrink.GROUP_MIN_ROWS=1024,1048576)
   left=$((560 - SECONDS)); tune $((left / 2)) fuse_70b --grid full --layer 70b "${fuse[@]}"
   tune $((560 - SECONDS)) fuse_8b --grid full --layer 8b "${fuse[@]}" ;;
+h23)  # one GPU: the shrink's split length over the full grid, sglang beside
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  splits=(--grid full --phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer sglang
+          --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8,16)
+  tune 270 splits_8b --layer 8b "${splits[@]}"
+  tune $((560 - SECONDS)) splits_70b --layer 70b "${splits[@]}" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
