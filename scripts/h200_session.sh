@@ -172,6 +172,13 @@ cold_suite() {  # LIMIT: our whole suite at the gpu profile, 15 workers, into a 
   grep -E "passed|failed|Triton compiles|INTERRUPTED" "$res/suite/gpu_suite.log" | tail -4 | tee -a "$out/$phase.txt"
   cp .out/durations.json "$res/durations.json"
 }
+wide_columns_same_bits() {  # h21, h22 (branch candidate/wide-columns): same bits with the wide column tile and without,
+  # qkv wide and narrow (8b, the expands, the shapes h19 timed)
+  timeout 60 python3 -m benchmarks.same_bits --ops expand,qkv_expand,gate_up_expand --phase all \
+    --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
+    --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
+  say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
+}
 bench_full() {  # LIMIT: the benchmark's full grid against every peer (H10_LAYERS: --layers), stopped at LIMIT s
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$1" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     ${H10_LAYERS:+--layers "$H10_LAYERS"} --budget-s $(($1 - 90)) --out "$res/bench" >"$res/bench.log" 2>&1
@@ -605,20 +612,13 @@ h20)  # one GPU: h19's follow-up: the wide launch's warps and column tile, qkv w
     --set impl.expand.W_BLOCK_ELEMENTS=8192,16384 ;;
 h21)  # one GPU: the final kernels: same bits (wide column tile or not), the cold suite, the full grid
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  timeout 60 python3 -m benchmarks.same_bits --ops expand,qkv_expand,gate_up_expand --phase all \
-    --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
-    --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
-  say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
+  wide_columns_same_bits
   cold_suite "${H21_S:-480}"; left=$((${H21_END:-565} - SECONDS))  # H21_END: the phase's seconds
   if [ "$left" -ge 150 ]; then bench_full "$left"; else say "full grid not run: $left s left"; fi ;;
 h22)  # one GPU: h21's same bits and cold suite, then the shrink's fusion rule timed where it decides otherwise
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  timeout 60 python3 -m benchmarks.same_bits --ops expand,qkv_expand,gate_up_expand --phase all \
-    --shapes 256/1/128,1024/1/128,1024/8/128,p64x128/64/128,1024/1/64,p1x2048/1/64 \
-    --set impl.expand.WIDE_BLOCK_N=0,128 --set impl.expand.WIDE_QKV_MIN_RANK=128,1024 >"$res/same_bits.log" 2>&1
-  say "same bits, WIDE_BLOCK_N x WIDE_QKV_MIN_RANK (8b, expands): exit $? $(tail -1 "$res/same_bits.log")"
+  wide_columns_same_bits
   cold_suite "${H22_S:-330}"
-  export TRITON_CACHE_DIR=$PWD/.out/triton-cache  # cold_suite's cache, kept for the tunes
   fuse=(--phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer cuBLAS --layouts sorted
         --shapes 256/1/128,1024/1/64,1024/1/128,1024/8/64,256/64/64,1024/64/16,p1x2048/1/64,p16x512/8/16,p1x8192/1/16,p8x1024/8/64,p64x128/64/128
         --set impl.shrink.FUSE_MIN_PROGRAMS=16,128 --set impl.shrink.FUSE_MIN_TILES=0,256
