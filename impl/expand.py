@@ -97,18 +97,19 @@ def _expand_kernel(
 
 
 def expand_blocks(R: int) -> tuple:
-    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone."""
+    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone (the wide launch
+    widens ``BLOCK_N``: a row's output is the same dot over the rank whatever the column tile)."""
     block_k = max(16, triton.next_power_of_2(R))
     return max(16, min(128, W_BLOCK_ELEMENTS // block_k)), block_k
 
 
-def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
+def column_tiles_per_program(row_programs: int, n_tiles: int, min_programs: int) -> int:
     """Column tiles each program serves, one after another (the loads of the next in flight meanwhile).
 
     Depends on the grid's size only, never on a row's data: a row's arithmetic is the same whatever it is.
     """
     group = 1
-    while 2 * group <= min(MAX_COLUMN_TILES, n_tiles) and row_programs * n_tiles // (2 * group) >= MIN_PROGRAMS:
+    while 2 * group <= min(MAX_COLUMN_TILES, n_tiles) and row_programs * n_tiles // (2 * group) >= min_programs:
         group *= 2
     return group
 
@@ -116,18 +117,21 @@ def column_tiles_per_program(row_programs: int, n_tiles: int) -> int:
 # a sorted batch of at least WIDE_MIN_ROWS rows and WIDE_MIN_SEGMENT_ROWS a segment on average, with weights of rank
 # WIDE_MIN_RANK or more, is served WIDE_ROWS rows a program (WIDE_WARPS warps), its segments looked up in seg_indptr
 # (the tile table's tiles are BLOCK_S rows): each weight tile is then read once per WIDE_ROWS rows instead of once per
-# BLOCK_S. Timed on an H100 (benchmarks/README.md): 0.64-0.81 of the time at ranks 64 and 128, no gain at 8 and 16;
-# slower for qkv (not taken there)
+# BLOCK_S. Its column tiles are at least WIDE_BLOCK_N wide (rank 128: 128, not 64), grouped while WIDE_MIN_PROGRAMS
+# programs remain, WIDE_STAGES loads in flight. qkv goes wide from rank WIDE_QKV_MIN_RANK only (slower wide at 64).
+# Timed on an H100 (docs/experiments/tune_expand_wide_h100.md, tune_expand_wide_columns_h100.md)
 WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_MIN_RANK, WIDE_WARPS = 64, 256, 64, 64, 8
+WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK = 264, 2, 128, 128
 
 
-def rows_per_program(batch_info, num_rows: int, R: int) -> int:
+def rows_per_program(batch_info, num_rows: int, R: int, qkv: bool = False) -> int:
     """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
-    on average, weights of rank ``R >= WIDE_MIN_RANK`` (host-side numbers: no sync), else ``BLOCK_S``. A row's output
-    is one dot over the whole rank either way: the suite checks that the bits are the same (sorted and grouped ==
-    unsorted)."""
+    on average, weights of rank ``R >= WIDE_MIN_RANK`` (``WIDE_QKV_MIN_RANK`` for ``qkv``; host-side numbers: no
+    sync), else ``BLOCK_S``. A row's output is one dot over the whole rank either way: the suite checks that the bits
+    are the same (sorted and grouped == unsorted)."""
     segments = max(batch_info.num_segments, 1)
-    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= WIDE_MIN_RANK
+    min_rank = max(WIDE_MIN_RANK, WIDE_QKV_MIN_RANK) if qkv else WIDE_MIN_RANK
+    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= min_rank
     return WIDE_ROWS if batch_info.permutation is not None and long else BLOCK_S
 
 
@@ -138,13 +142,16 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     if S == 0 or batch_info.num_segments == 0:
         return base_output
     R = weights.shape[-1]
+    block_s = rows_per_program(batch_info, S, R, qkv=output_offset is not None)
+    wide = block_s != BLOCK_S
     block_n, block_k = expand_blocks(R)
+    block_n = max(block_n, WIDE_BLOCK_N) if wide else block_n
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
-    block_s = rows_per_program(batch_info, S, R) if output_offset is None else BLOCK_S  # qkv: timed slower wide
-    common, layout = launch_common(batch_info, table=block_s == BLOCK_S)
-    tiles, segments = tile_grid(batch_info, S, block_s, table=block_s == BLOCK_S)
+    common, layout = launch_common(batch_info, table=not wide)
+    tiles, segments = tile_grid(batch_info, S, block_s, table=not wide)
     # the live column tiles: n_out wide in all (qkv's narrower k, v slices included)
-    group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n))
+    group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n),
+                                     WIDE_MIN_PROGRAMS if wide else MIN_PROGRAMS)
     groups_per_slice = triton.cdiv(n_tiles_per_slice, group)
     _expand_kernel[(*tiles, num_slices * groups_per_slice)](
         x,
@@ -167,8 +174,8 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
         EVEN_K=R == block_k,
-        STAGES=NUM_STAGES if group > 1 else 1,
-        num_warps=NUM_WARPS if block_s == BLOCK_S else WIDE_WARPS,
+        STAGES=(WIDE_STAGES if wide else NUM_STAGES) if group > 1 else 1,
+        num_warps=WIDE_WARPS if wide else NUM_WARPS,
     )
     return base_output
 

@@ -36,7 +36,8 @@ DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PR
 # wide row tiles (rows_per_program)
 GROUPING = {
     impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", "FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES", "STAGES_MIN_ROWS"),
-    impl.expand: ("MIN_PROGRAMS", "WIDE_MIN_ROWS", "WIDE_MIN_SEGMENT_ROWS", "WIDE_MIN_RANK"),
+    impl.expand: ("MIN_PROGRAMS", "WIDE_MIN_PROGRAMS", "WIDE_MIN_ROWS", "WIDE_MIN_SEGMENT_ROWS", "WIDE_MIN_RANK",
+                  "WIDE_QKV_MIN_RANK"),
 }
 
 

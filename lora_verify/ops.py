@@ -119,7 +119,7 @@ def column_edges(R: int, slices: int) -> list:
 
     def regime(width):
         tiles = triton.cdiv(width, block_n)
-        group = column_tiles_per_program(MIN_PROGRAMS * MAX_COLUMN_TILES, slices * tiles)
+        group = column_tiles_per_program(MIN_PROGRAMS * MAX_COLUMN_TILES, slices * tiles, MIN_PROGRAMS)
         return group, triton.cdiv(tiles, group), tiles % group != 0
 
     return boundaries(regime, triton.cdiv(MAX_COLUMN_TILES + 1, slices) * block_n)

@@ -115,6 +115,8 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         f,
         column_tiles=group,
         block_s=a["BLOCK_S"],
+        widened=block_n > _expand_constants().expand_blocks(a["BLOCK_K"])[0],  # the wide launch's column tile
+        qkv=a["OFFSETS_IN_TENSOR"],
         groups_per_slice=per_slice,
         clipped=tiles_per_slice % group != 0,  # a slice's last group has fewer tiles than the others
         narrow_exit=any(triton.cdiv(w, block_n) <= (per_slice - 1) * group for w in widths),
@@ -321,6 +323,9 @@ def _regimes():
                lambda f: f["column_tiles"] == max_tiles, MIN),
         Regime("_expand_kernel", f"{expand.WIDE_ROWS} rows per program (wide, looked up)",
                lambda f: f["block_s"] == expand.WIDE_ROWS and f["path"] == "lookup", MIN),
+        Regime("_expand_kernel", f"wide, column tile widened to {expand.WIDE_BLOCK_N}", lambda f: f["widened"], MIN),
+        Regime("_expand_kernel", "wide, qkv's slices (output_offset)",
+               lambda f: f["block_s"] == expand.WIDE_ROWS and f["qkv"], MIN),
         Regime("_expand_kernel", "several column groups per slice", lambda f: f["groups_per_slice"] > 1, MIN),
         Regime("_expand_kernel", "a slice's last group clipped", lambda f: f["clipped"], MIN),
         Regime("_expand_kernel", "groups past a narrower slice (exit)", lambda f: f["narrow_exit"], MIN),

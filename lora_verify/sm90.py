@@ -52,10 +52,15 @@ CASES = {
         for layout, flags in LAYOUTS.items()
         for offsets in ("qkv", "uniform")
     },
-    "expand-wide": (  # 64 rows a program, looked up (impl.expand.rows_per_program), at WIDE_WARPS (WARPS below)
-        *EXPAND,
-        dict(**LAYOUTS["lookup"], OFFSETS_IN_TENSOR=False, BLOCK_S=64, BLOCK_N=128, BLOCK_K=64, EVEN_K=True, STAGES=3),
-    ),
+    **{  # 64 rows a program, looked up (impl.expand.rows_per_program), at WIDE_WARPS (WARPS below); rank 128 (its
+        # column tile widened to WIDE_BLOCK_N): the largest blocks it launches
+        f"expand-wide{suffix}": (
+            *EXPAND,
+            dict(**LAYOUTS["lookup"], OFFSETS_IN_TENSOR=suffix == "-qkv", BLOCK_S=64, BLOCK_N=128, BLOCK_K=128,
+                 EVEN_K=True, STAGES=2),
+        )
+        for suffix in ("", "-qkv")
+    },
     "expand-one-column-tile-uneven-rank": (  # R = 96: BLOCK_K 128, the rank mask on the weights' load
         *EXPAND,
         dict(**LAYOUTS["sorted"], OFFSETS_IN_TENSOR=False, BLOCK_S=16, BLOCK_N=64, BLOCK_K=128, EVEN_K=False, STAGES=1),
@@ -75,7 +80,8 @@ CASES = {
 }
 
 
-WARPS = {"expand-wide": ("impl.expand", "WIDE_WARPS")}  # cases launched with other than 4 warps: the constant saying so
+# cases launched with other than 4 warps: the constant saying so
+WARPS = {case: ("impl.expand", "WIDE_WARPS") for case in ("expand-wide", "expand-wide-qkv")}
 
 
 def warps_of(case: str) -> int:

@@ -48,15 +48,17 @@ def test_ptx_report_counts_the_tensor_core_instructions_and_ptxas_resources():
 
 
 def test_the_wide_expand_compiles_at_its_warps_to_wgmma_without_spills():
-    """The wide launch's case (64 rows, 8 warps: ``impl.expand.WIDE_WARPS``) takes the warpgroup MMA and spills
-    nothing: at 4 warps it spills (``docs/experiments/tune_expand_wide_h100.md``)."""
+    """The wide launch's cases (64 rows, rank 128, plain and qkv, 8 warps: ``impl.expand.WIDE_WARPS``) take the
+    warpgroup MMA and spill nothing: at 4 warps they spill (``docs/experiments/tune_expand_wide_h100.md``)."""
     import impl
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.ptx_sm90", "expand-wide"],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ptx_sm90", "expand-wide", "expand-wide-qkv"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    line = done.stdout.strip()
-    assert re.search(rf"warps {impl.expand.WIDE_WARPS}: wgmma [1-9]\d*, mma.sync 0;", line), line
-    assert " 0 bytes spill stores" in line, line
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["expand-wide", "expand-wide-qkv"], lines
+    for line in lines:
+        assert re.search(rf"warps {impl.expand.WIDE_WARPS}: wgmma [1-9]\d*, mma.sync 0;", line), line
+        assert " 0 bytes spill stores" in line, line
