@@ -96,11 +96,24 @@ def _expand_kernel(
         tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=out_mask)
 
 
-def expand_blocks(R: int) -> tuple:
-    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone (the wide launch
-    widens ``BLOCK_N``: a row's output is the same dot over the rank whatever the column tile)."""
+def expand_blocks(R: int, wide: bool = False) -> tuple:
+    """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone. The wide launch
+    (``wide``) widens ``BLOCK_N`` to ``WIDE_BLOCK_N`` while its weight block stays within ``WIDE_W_BLOCK_ELEMENTS``:
+    a row's output is the same dot over the rank whatever the column tile."""
     block_k = max(16, triton.next_power_of_2(R))
-    return max(16, min(128, W_BLOCK_ELEMENTS // block_k)), block_k
+    block_n = max(16, min(128, W_BLOCK_ELEMENTS // block_k))
+    if wide and WIDE_BLOCK_N * block_k <= WIDE_W_BLOCK_ELEMENTS:
+        block_n = max(block_n, WIDE_BLOCK_N)
+    return block_n, block_k
+
+
+def launch_options(R: int, wide: bool, group: int) -> dict:
+    """``_expand_kernel``'s blocks, pipeline depth and warps for rank ``R`` on the wide or the narrow launch, with
+    ``group`` column tiles a program (host-side numbers: no sync)."""
+    block_n, block_k = expand_blocks(R, wide)
+    stages = (WIDE_STAGES if wide else NUM_STAGES) if group > 1 else 1
+    return dict(BLOCK_S=WIDE_ROWS if wide else BLOCK_S, BLOCK_N=block_n, BLOCK_K=block_k, EVEN_K=R == block_k,
+                STAGES=stages, num_warps=WIDE_WARPS if wide else NUM_WARPS)
 
 
 def column_tiles_per_program(row_programs: int, n_tiles: int, min_programs: int) -> int:
@@ -122,6 +135,9 @@ def column_tiles_per_program(row_programs: int, n_tiles: int, min_programs: int)
 # Timed on an H100 (docs/experiments/tune_expand_wide_h100.md, tune_expand_wide_columns_h100.md)
 WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_MIN_RANK, WIDE_WARPS = 64, 256, 64, 64, 8
 WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK = 264, 2, 128, 128
+# the widened weight block's limit (128 columns up to rank 128): float32 weights of rank 129-256 at 128 columns need
+# 352-384 KB of shared memory, past sm_90's 227 KB a program (OutOfResources on the GPU; tests/test_compile.py)
+WIDE_W_BLOCK_ELEMENTS = 16384
 
 
 def rows_per_program(batch_info, num_rows: int, R: int, qkv: bool = False) -> int:
@@ -144,8 +160,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     R = weights.shape[-1]
     block_s = rows_per_program(batch_info, S, R, qkv=output_offset is not None)
     wide = block_s != BLOCK_S
-    block_n, block_k = expand_blocks(R)
-    block_n = max(block_n, WIDE_BLOCK_N) if wide else block_n
+    block_n = expand_blocks(R, wide)[0]
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)
     common, layout = launch_common(batch_info, table=not wide)
     tiles, segments = tile_grid(batch_info, S, block_s, table=not wide)
@@ -153,6 +168,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     group = column_tiles_per_program(tiles[0] * tiles[1], triton.cdiv(n_out, block_n),
                                      WIDE_MIN_PROGRAMS if wide else MIN_PROGRAMS)
     groups_per_slice = triton.cdiv(n_tiles_per_slice, group)
+    options = launch_options(R, wide, group)
     _expand_kernel[(*tiles, num_slices * groups_per_slice)](
         x,
         weights,
@@ -170,12 +186,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
         **layout,
         SEGMENTS=segments,
         OFFSETS_IN_TENSOR=output_offset is not None,
-        BLOCK_S=block_s,
-        BLOCK_N=block_n,
-        BLOCK_K=block_k,
-        EVEN_K=R == block_k,
-        STAGES=(WIDE_STAGES if wide else NUM_STAGES) if group > 1 else 1,
-        num_warps=WIDE_WARPS if wide else NUM_WARPS,
+        **options,
     )
     return base_output
 

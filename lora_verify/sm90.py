@@ -3,7 +3,8 @@
 ``CASES`` names, per kernel configuration, each kernel's pointer arguments (their types) and constants; other
 arguments are int32. The compile ends in the ``ptxas`` that ships in Triton's wheel, so it needs no GPU and no
 driver. It must run in a process without ``TRITON_INTERPRET`` (``@triton.jit`` picks the interpreter at import):
-``python -m lora_verify.sm90`` prints every case's outcome as JSON (``tests/test_compile.py`` runs it so);
+``python -m lora_verify.sm90`` prints every case's outcome as JSON, ``--shared`` the shared memory of every launch
+impl's rules give (``tests/test_compile.py`` runs both);
 ``benchmarks/compile_time.py`` times the compile, ``benchmarks/ptx_sm90.py`` reads the PTX.
 """
 
@@ -90,11 +91,13 @@ def warps_of(case: str) -> int:
     return getattr(importlib.import_module(module), name) if module else 4
 
 
-def kernel(case: str, overrides=None, warps: Optional[int] = None):
-    """``CASES[case]`` (its constants updated by ``overrides``) compiled for sm_90 with ``warps`` warps (None: the
-    launch's, ``warps_of``): Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``). Raises what the compiler
+def kernel(case: str, overrides=None, warps: Optional[int] = None, element: str = BF16, stages: Optional[int] = None):
+    """``CASES[case]`` (its constants updated by ``overrides``, its bfloat16 pointers of type ``element``) compiled
+    for sm_90 with ``warps`` warps (None: the launch's, ``warps_of``) and ``stages`` (None: Triton's default):
+    Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``, ``.metadata.shared``). Raises what the compiler
     raises."""
     module, name, pointers, constants = CASES[case]
+    pointers = {n: element if t == BF16 else t for n, t in pointers.items()}
     constants = {**constants, **(overrides or {})}
     fn = getattr(importlib.import_module(module), name)
     names = fn.arg_names
@@ -104,7 +107,8 @@ def kernel(case: str, overrides=None, warps: Optional[int] = None):
         raise ValueError(f"CASES is out of date: constants missing {missing}, names not in the kernel {unknown}")
     signature = {n: "constexpr" if n in constants else pointers.get(n, "i32") for n in names}
     source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
-    return triton.compile(source, target=TARGET, options={"num_warps": warps or warps_of(case)})
+    options = {"num_warps": warps or warps_of(case), **({"num_stages": stages} if stages else {})}
+    return triton.compile(source, target=TARGET, options=options)
 
 
 def outcome(case: str) -> str:
@@ -116,5 +120,57 @@ def outcome(case: str) -> str:
     return ""
 
 
+# the shared memory one program may use on sm_90 (227 KB: H100 and H200); past it the launch raises OutOfResources
+SHARED_LIMIT = 232448
+SHRINK_CASES = {(False, False): "shrink-sorted", (True, False): "shrink-grouped", (False, True): "shrink-fused",
+                (True, True): "shrink-grouped-fused"}  # (GROUP > 1, FUSED) -> the case of that launch
+
+
+def launches(max_rank: int = 256) -> dict:
+    """``{label: (case, overrides, warps, stages)}``: every block configuration impl's launch rules give shrink and
+    expand for ranks up to ``max_rank`` (the GPU tier's largest: ``lora_verify.layers.RANKS``), on every launch
+    whatever its thresholds (the suite's grouped variant sets them to 0); ``stages``: the compile's ``num_stages``
+    (None: Triton's default). Labels are ``benchmarks.ptx_sm90``'s specs."""
+    from impl import expand, shrink
+
+    found = {}
+    for R in range(1, max_rank + 1):
+        for wide in (False, True):  # with two column tiles a program or more: the most loads in flight
+            options = expand.launch_options(R, wide, group=2)
+            warps = options.pop("num_warps")
+            case = "expand-lookup-uniform" if wide else "expand-sorted-uniform"
+            found[(case, tuple(options.items()), warps, None)] = 1
+    for K in (256, 4096):  # each side of shrink_blocks' long-K rule
+        for N in range(1, 3 * max_rank + 1):  # qkv's three slices at most
+            block_n, block_k, _ = shrink.shrink_blocks(K, N)
+            for rows in (1, shrink.STAGES_MIN_ROWS):
+                for group in (1, shrink.GROUP):
+                    for fused in (False, True):
+                        case = SHRINK_CASES[group > 1, fused]
+                        options = (("BLOCK_N", block_n), ("BLOCK_K", block_k), ("GROUP", group), ("FUSED", fused))
+                        found[(case, options, shrink.NUM_WARPS, shrink.num_stages(rows, N))] = 1
+    return {
+        f"{case}:{','.join(f'{k}={v}' for k, v in options)}" + (f" (num_stages {stages})" if stages else ""):
+        (case, dict(options), warps, stages)
+        for case, options, warps, stages in found
+    }
+
+
+def shared(case: str, overrides: dict, warps: int, stages=None):
+    """Bytes of shared memory a program of ``case`` with ``overrides`` takes with float32 inputs (the widest
+    element: every tile grows with it), or the compiler's error."""
+    try:
+        return kernel(case, overrides, warps, element=F32, stages=stages).metadata.shared
+    except Exception as exc:  # the compiler's error is the finding
+        return f"{type(exc).__name__}: {exc}"
+
+
 if __name__ == "__main__":
-    print(json.dumps({name: outcome(name) for name in CASES}))
+    import sys
+
+    if sys.argv[1:] == ["--shared"]:  # every launch's shared memory (tests/test_compile.py)
+        from lora_verify.layers import RANKS
+
+        print(json.dumps({label: shared(*launch) for label, launch in launches(max(RANKS)).items()}))
+    else:
+        print(json.dumps({name: outcome(name) for name in CASES}))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_verify.sm90 import CASES
+from lora_verify.sm90 import CASES, SHARED_LIMIT
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,18 @@ def test_the_wide_expand_compiles_at_its_warps_to_wgmma_without_spills():
     for line in lines:
         assert re.search(rf"warps {impl.expand.WIDE_WARPS}: wgmma [1-9]\d*, mma.sync 0;", line), line
         assert " 0 bytes spill stores" in line, line
+
+
+def test_every_launch_fits_in_shared_memory():
+    """Each block configuration impl's launch rules give (``lora_verify.sm90.launches``: every rank the GPU tier
+    draws, either launch, every stage count) takes at most sm_90's shared memory a program with float32 inputs.
+    The interpreter has no such limit: 128-column tiles at rank 129-256 raised ``OutOfResources`` on the GPU only."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "lora_verify.sm90", "--shared"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shared = json.loads(done.stdout.splitlines()[-1])
+    assert any(label.startswith("expand-lookup") for label in shared) and any("GROUP=4" in label for label in shared)
+    over = {label: v for label, v in shared.items() if not isinstance(v, int) or v > SHARED_LIMIT}
+    assert not over, f"past {SHARED_LIMIT} bytes: {over}"
