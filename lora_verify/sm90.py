@@ -126,11 +126,11 @@ SHRINK_CASES = {(False, False): "shrink-sorted", (True, False): "shrink-grouped"
                 (True, True): "shrink-grouped-fused"}  # (GROUP > 1, FUSED) -> the case of that launch
 
 
-def launches(max_rank: int = 256) -> dict:
+def launches(max_rank: int) -> dict:
     """``{label: (case, overrides, warps, stages)}``: every block configuration impl's launch rules give shrink and
     expand for ranks up to ``max_rank`` (the GPU tier's largest: ``lora_verify.layers.RANKS``), on every launch
     whatever its thresholds (the suite's grouped variant sets them to 0); ``stages``: the compile's ``num_stages``
-    (None: Triton's default). Labels are ``benchmarks.ptx_sm90``'s specs."""
+    (None: Triton's default). A label is ``benchmarks.ptx_sm90``'s spec of the case, then the stages if set."""
     from impl import expand, shrink
 
     found = {}
