@@ -18,16 +18,20 @@ import pytest
 from lora_verify.sm90 import CASES, SHARED_LIMIT
 
 
+def without_interpreter(*args: str) -> str:
+    """``python -m ARGS`` in a child process without ``TRITON_INTERPRET``, from the repository root: its stdout
+    (it must exit 0)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 @pytest.fixture(scope="module")
 def compiled():
     """Every case's outcome, from one child process without the interpreter."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-m", "lora_verify.sm90"], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return json.loads(without_interpreter("lora_verify.sm90").splitlines()[-1])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -36,13 +40,8 @@ def test_compiles_for_sm90(case, compiled):
 
 
 def test_ptx_report_counts_the_tensor_core_instructions_and_ptxas_resources():
-    """``benchmarks/ptx_sm90.py`` on one case with a constant overridden (a child process, as above)."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.ptx_sm90", "shrink-sorted:BLOCK_N=16", "--warps", "4"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = done.stdout.strip()
+    """``benchmarks/ptx_sm90.py`` on one case with a constant overridden (a child process)."""
+    line = without_interpreter("benchmarks.ptx_sm90", "shrink-sorted:BLOCK_N=16", "--warps", "4").strip()
     assert line.startswith("shrink-sorted:BLOCK_N=16") and re.search(r"warps 4: wgmma 0, mma.sync [1-9]\d*;", line)
     assert re.search(r"\d+ bytes spill stores.*Used \d+ registers", line), line
 
@@ -52,12 +51,7 @@ def test_the_wide_expand_compiles_at_its_warps_to_wgmma_without_spills():
     warpgroup MMA and spill nothing: at 4 warps they spill (``docs/experiments/tune_expand_wide_h100.md``)."""
     import impl
 
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.ptx_sm90", "expand-wide", "expand-wide-qkv"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+    lines = without_interpreter("benchmarks.ptx_sm90", "expand-wide", "expand-wide-qkv").strip().splitlines()
     assert [line.split()[0] for line in lines] == ["expand-wide", "expand-wide-qkv"], lines
     for line in lines:
         assert re.search(rf"warps {impl.expand.WIDE_WARPS}: wgmma [1-9]\d*, mma.sync 0;", line), line
@@ -68,12 +62,7 @@ def test_every_launch_fits_in_shared_memory():
     """Each block configuration impl's launch rules give (``lora_verify.sm90.launches``: every rank the GPU tier
     draws, either launch, every stage count) takes at most sm_90's shared memory a program with float32 inputs.
     The interpreter has no such limit: 128-column tiles at rank 129-256 raised ``OutOfResources`` on the GPU only."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "lora_verify.sm90", "--shared"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    shared = json.loads(done.stdout.splitlines()[-1])
+    shared = json.loads(without_interpreter("lora_verify.sm90", "--shared").splitlines()[-1])
     assert any(label.startswith("expand-lookup") for label in shared) and any("GROUP=4" in label for label in shared)
     over = {label: v for label, v in shared.items() if not isinstance(v, int) or v > SHARED_LIMIT}
     assert not over, f"past {SHARED_LIMIT} bytes: {over}"
