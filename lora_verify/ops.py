@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import reference
 from impl.expand import MAX_COLUMN_TILES, MIN_PROGRAMS, column_tiles_per_program, expand_blocks
-from impl.shrink import shrink_blocks
+from impl.shrink import LONG_SPLIT_K, shrink_blocks
 from lora_verify.errors import Break, arg, edit
 from lora_verify.errors import LoRAInputError as Bad
 from lora_verify.errors import LoRATypeError as BadType
@@ -135,8 +135,10 @@ def widest_group(R: int, slices: int = 1) -> st.SearchStrategy:
 
 
 def _shrink_edges() -> list:
-    """The last K of each of shrink's regimes and the first of the next; R gives two column tiles of 3 slices."""
-    return [(24, Dims(k=K, stack_num=3)) for e in shrink_k_edges() for K in (e - 1, e)]
+    """The last K of each of shrink's regimes and the first of the next, the split length's change (long K: only
+    here, the interpreter's time grows with K) among them; R gives two column tiles of 3 slices."""
+    edges = shrink_k_edges() + [LONG_SPLIT_K + 1]
+    return [(24, Dims(k=K, stack_num=3)) for e in edges for K in (e - 1, e)]
 
 
 def _expand_edges(slices: int) -> list:

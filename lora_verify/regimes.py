@@ -83,6 +83,7 @@ def _facts_shrink(a: dict, grid: tuple) -> dict:
         block_k=a["BLOCK_K"],
         k_tail=K % a["BLOCK_K"] != 0,
         split_tail=K % k_split != 0,
+        k_split=k_split,
         n_tiles=n_tiles,
         rank_exit=any(n <= (n_tiles - 1) * block_n for n in n_valid),  # some column tile has nothing to do
         rank0=0 in n_valid,
@@ -279,6 +280,7 @@ def _expand_constants():
 
 
 MIN = 10  # examples of the ci profile every regime must get (rare ones: their own, lower, with the reason)
+LONG_SPLIT_MIN = 2  # the one edge batch of long splits, once per check of lora_verify/suite/test_edges.py
 
 
 def _regimes():
@@ -298,6 +300,9 @@ def _regimes():
         Regime("_shrink_kernel", "splits not a power of two", lambda f: not _pow2(f["splits"]), MIN),
         Regime("_shrink_kernel", "last split short (K % k_split)", lambda f: f["split_tail"], MIN),
         Regime("_shrink_kernel", "K tail masked (K % BLOCK_K)", lambda f: f["k_tail"], MIN),
+        # the edge examples' only (K past LONG_SPLIT_K is slow in the interpreter): one batch, a count per check
+        Regime("_shrink_kernel", f"long splits (K > {shrink.LONG_SPLIT_K})",
+               lambda f: f["k_split"] == long_k * shrink.K_BLOCKS_PER_LONG_SPLIT, LONG_SPLIT_MIN),
         Regime("_shrink_kernel", f"long-K blocks (BLOCK_K {long_k})", lambda f: f["block_k"] == long_k, MIN),
         Regime("_shrink_kernel", "long-K blocks, splits not a power of two",
                lambda f: f["block_k"] == long_k and not _pow2(f["splits"]), MIN),

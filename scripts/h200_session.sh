@@ -631,6 +631,25 @@ h23)  # one GPU: the shrink's split length over the full grid, sglang beside
           --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8,16)
   tune 270 splits_8b --layer 8b "${splits[@]}"
   tune $((560 - SECONDS)) splits_70b --layer 70b "${splits[@]}" ;;
+h24)  # one GPU (branch candidate/shrink-splits): the shrink's long splits (K > LONG_SPLIT_K) as committed: the shrink's
+  # and real shapes' part of the suite (cold, H24_S s); same bits with the grouped launch's tiles and warps
+  # (GROUP x GROUP_BLOCK_N x GROUP_WARPS), then those timed where grouping applies, cuBLAS beside; then the 70B
+  # gate_up_expand rows h21's grid left (its time budget)
+  export GPU_SUITE_K="lora_a or shrink or real"; cold_suite "${H24_S:-200}"; unset GPU_SUITE_K
+  group=(--set impl.shrink.GROUP=4,8 --set impl.shrink.GROUP_BLOCK_N=64,128 --set impl.shrink.GROUP_WARPS=4,8)
+  timeout 90 python3 -m benchmarks.same_bits --ops qkv_shrink,down_shrink --phase all \
+    --shapes 256/1/128,1024/1/128,1024/8/64,p64x128/64/128 "${group[@]}" --set impl.shrink.GROUP_MIN_ROWS=0,1024 \
+    >"$res/same_bits.log" 2>&1
+  say "same bits, GROUP x GROUP_BLOCK_N x GROUP_WARPS x GROUP_MIN_ROWS (8b): exit $? $(tail -1 "$res/same_bits.log")"
+  grouped=256/1/64,256/1/128,1024/1/8,1024/1/16,1024/1/64,1024/1/128,1024/8/16,1024/8/64,1024/8/128
+  wide=(--phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --peer cuBLAS --layouts sorted
+        --shapes $grouped,p1x2048/1/64,p4x512/4/64,p16x512/8/16,p1x8192/1/16,p8x1024/8/64,p64x128/64/128 "${group[@]}")
+  left=$((480 - SECONDS)); tune $((left / 2)) group_8b --grid full --layer 8b "${wide[@]}"
+  tune $((480 - SECONDS)) group_70b --grid full --layer 70b "${wide[@]}"
+  left=$((565 - SECONDS)); LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full \
+    --layers 70b --ops gate_up_expand --rep 2 --compile-jobs 15 --budget-s $((left - 30)) --out "$res/bench" \
+    >"$res/bench.log" 2>&1
+  say "bench 70b gate_up_expand: exit $?"; tail -3 "$res/bench.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
