@@ -28,7 +28,9 @@ from lora_verify.bench import grid, inputs, peers
 from lora_verify.bench.timing import time_us
 
 CANDIDATES = {
-    "shrink": {"impl.shrink": {"BLOCK_K_LONG": (64, 128), "K_BLOCKS_PER_SPLIT": (1, 2, 4, 8)}},
+    # the split length: K_BLOCKS_PER_SPLIT up to LONG_SPLIT_K, K_BLOCKS_PER_LONG_SPLIT past it
+    "shrink": {"impl.shrink": {"BLOCK_K_LONG": (64, 128), "K_BLOCKS_PER_SPLIT": (2, 4, 8),
+                               "K_BLOCKS_PER_LONG_SPLIT": (4, 8, 16)}},
     "expand": {"impl.expand": {"MIN_PROGRAMS": (192, 384, 768), "NUM_STAGES": (2, 3), "NUM_WARPS": (4, 8)}},
 }
 
