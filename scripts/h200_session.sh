@@ -133,7 +133,13 @@
 #                  shapes where they decide otherwise, 8B and 70B, cuBLAS beside the one-adapter shapes.
 # h23 (~5 min, one GPU): the shrink's split length (K_BLOCKS_PER_SPLIT 4, 8, 16: a function of K alone, so every
 #                  batch keeps one sum order) on every shrink shape of the full grid, 8B then 70B, both layouts,
-#                  sglang beside: fewer, longer splits halve the partials' traffic where sums are not fused.
+#                  sglang beside: fewer, longer splits halve the partials' traffic where sums are not fused. Ran
+#                  before a824bc7; since then K_BLOCKS_PER_SPLIT sets K up to LONG_SPLIT_K only, and
+#                  K_BLOCKS_PER_LONG_SPLIT the K past it.
+# h24 (~6 min, one GPU; from branch candidate/shrink-splits, merged): the shrink's and real shapes' part of the suite
+#                  (cold, H24_S s, 200), same bits over the grouped shrink's GROUP x GROUP_BLOCK_N x GROUP_WARPS (and
+#                  grouping on or off), those timed where grouping applies, then the 70B gate_up_expand rows of
+#                  the full grid that h21's budget left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
