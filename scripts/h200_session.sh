@@ -140,6 +140,8 @@
 #                  (cold, H24_S s, 200), same bits over the grouped shrink's GROUP x GROUP_BLOCK_N x GROUP_WARPS (and
 #                  grouping on or off), those timed where grouping applies, then the 70B gate_up_expand rows of
 #                  the full grid that h21's budget left.
+# h25 (~3.5 min, one GPU): the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid,
+#                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -639,8 +641,8 @@ h23)  # one GPU: the shrink's split length over the full grid, sglang beside
   tune $((560 - SECONDS)) splits_70b --layer 70b "${splits[@]}" ;;
 h24)  # one GPU (branch candidate/shrink-splits): the shrink's long splits (K > LONG_SPLIT_K) as committed: the shrink's
   # and real shapes' part of the suite (cold, H24_S s); same bits with the grouped launch's tiles and warps
-  # (GROUP x GROUP_BLOCK_N x GROUP_WARPS), then those timed where grouping applies, cuBLAS beside; then the 70B
-  # gate_up_expand rows h21's grid left (its time budget)
+  # (GROUP x GROUP_BLOCK_N x GROUP_WARPS), then those timed where grouping applies (cuBLAS named, but tune.py skips it
+  # where a shape named has several adapters, as here); then the 70B gate_up_expand rows h21's grid left (its budget)
   export GPU_SUITE_K="lora_a or shrink or real"; cold_suite "${H24_S:-200}"; unset GPU_SUITE_K
   group=(--set impl.shrink.GROUP=4,8 --set impl.shrink.GROUP_BLOCK_N=64,128 --set impl.shrink.GROUP_WARPS=4,8)
   timeout 90 python3 -m benchmarks.same_bits --ops qkv_shrink,down_shrink --phase all \
@@ -656,6 +658,15 @@ h24)  # one GPU (branch candidate/shrink-splits): the shrink's long splits (K > 
     --layers 70b --ops gate_up_expand --rep 2 --compile-jobs 15 --budget-s $((left - 30)) --out "$res/bench" \
     >"$res/bench.log" 2>&1
   say "bench 70b gate_up_expand: exit $?"; tail -3 "$res/bench.log" >>"$out/$phase.txt" ;;
+h25)  # one GPU: the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid, every peer
+  # beside (the rows of benchmarks/results/nvidia-h200 that h21 timed with 4-block splits), in H25_S s (200)
+  for part in "70b shrink,qkv_shrink,gate_up_shrink,down_shrink" "8b down_shrink"; do
+    set -- $part; left=$((${H25_S:-200} - SECONDS)); [ "$left" -gt 40 ] || { say "bench $1 $2: not run"; continue; }
+    [ "$1" = 8b ] || left=$((left * 3 / 4))
+    LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full --layers "$1" --ops "$2" \
+      --rep 2 --compile-jobs 15 --budget-s $((left - 25)) --out "$res/bench_$1" >"$res/bench_$1.log" 2>&1
+    say "bench $1 $2: exit $?"; tail -2 "$res/bench_$1.log" >>"$out/$phase.txt"
+  done ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
