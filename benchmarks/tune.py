@@ -84,11 +84,13 @@ def pick_shapes(parser, args, tiny: bool = False) -> list:
 
 
 def table_row(op_name, label, layout, shapes, times) -> str:
-    """One row of the table: the geometric mean, the worst shape, every shape's time (us)."""
-    geo = math.exp(sum(map(math.log, times)) / len(times))
-    worst = max(range(len(times)), key=lambda i: times[i])
+    """One row of the table: the geometric mean, the worst shape, every shape's time (us); ``None`` where the row
+    does not apply (a baseline's ``-``: its mean and worst are over the shapes it applies to)."""
+    timed = [i for i, t in enumerate(times) if t is not None]
+    geo = math.exp(sum(math.log(times[i]) for i in timed) / len(timed))
+    worst = max(timed, key=lambda i: times[i])
     return (f"| {op_name} | {label} | {layout} | {geo:.2f} | {shapes[worst].label} ({times[worst]:.1f}) | "
-            + " | ".join(f"{t:.1f}" for t in times) + " |")
+            + " | ".join("-" if t is None else f"{t:.1f}" for t in times) + " |")
 
 
 def main():
@@ -117,23 +119,25 @@ def main():
              "|---" * (5 + len(shapes)) + "|"]
     known = [p for p in args.peer if p in {label for label, *_ in peers.ADAPTERS}]  # the rest name baselines
     named = [c for c in peers.contenders(peers=known) if c.name.rsplit(" ", 1)[0] in args.peer]
-    partial = [c for c in named if c.applies and not all(map(c.applies, shapes))]
-    rivals = [c for c in named if not c.skip and c not in partial]
+    rivals = [c for c in named if not c.skip and (not c.applies or any(map(c.applies, shapes)))]
     skipped = [f"- {c.name}: skipped ({c.skip})" for c in named if c.skip]
-    skipped += [f"- {c.name}: skipped (not every shape named is one it applies to)" for c in partial]
+    skipped += [f"- {c.name}: skipped (no shape named is one it applies to)" for c in named
+                if not c.skip and c not in rivals]
     for op_name in args.ops.split(","):
         bench_op = grid.bench_op(grid.LAYERS[args.layer], op_name)
         cases = [inputs.build(bench_op, shape, device) for shape in shapes]
 
-        def row(label, layout, calls, op_name=op_name):
-            lines.append(table_row(op_name, label, layout, shapes, [time_us(call, args.rep) for call in calls]))
+        def row(label, layout, calls, op_name=op_name):  # a call of None: a shape the row does not apply to
+            times = [None if call is None else time_us(call, args.rep) for call in calls]
+            lines.append(table_row(op_name, label, layout, shapes, times))
             print(lines[-1].split(" | ")[:5], flush=True)
             if args.out:  # as it goes: a run stopped at a call's limit keeps its rows
                 args.out.write_text("\n".join(lines) + "\n")
 
         for rival in rivals:  # the same cases, the same process: its times side by side with every setting's
             try:
-                row(rival.name, "-", [rival.make(case, case.new_base()) for case in cases])
+                row(rival.name, "-", [rival.make(case, case.new_base()) if not rival.applies or rival.applies(shape)
+                                      else None for case, shape in zip(cases, shapes, strict=True)])
             except peers.Skip as why:
                 skipped.append(f"- {op_name}, {rival.name}: skipped ({why})")
         for module_name, setting in settings(kernel_of(op_name), overrides):

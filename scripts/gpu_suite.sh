@@ -5,7 +5,7 @@
 #
 # N pytest-xdist workers (default: cores - 1; a worker lost to a crash or hang of the kernels is replaced,
 # lora_verify.faults), a fresh Triton cache (the compiles are part of the time; the terminal summary counts
-# them). OUTDIR/gpu_suite.log holds pytest's output with the 40 slowest tests and the verdict table,
+# them). OUTDIR/gpu_suite.log holds pytest's output with the 40 slowest tests, each skip's reason and the verdict table,
 # OUTDIR/verdicts.json the table, OUTDIR/time.txt the wall time. Run from the repository root with the peers'
 # kernel files on PYTHONPATH (.carry) for the adapters' tests, as docs/results/README.md does.
 set -uo pipefail
@@ -16,7 +16,7 @@ export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$(mktemp -d)/triton}
 export PYTHONPATH=${PYTHONPATH:-.carry}
 start=$(date +%s.%N)
-HYPOTHESIS_PROFILE=gpu python3 -m pytest -n "$n" ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} --maxschedchunk 1 -q \
+HYPOTHESIS_PROFILE=gpu python3 -m pytest -n "$n" ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} --maxschedchunk 1 -q -rs \
   -p no:cacheprovider --durations=40 --verdicts-json "$out/verdicts.json" --case-dir "$out/cases" >"$out/gpu_suite.log" 2>&1
 status=$?
 end=$(date +%s.%N)

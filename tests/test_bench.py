@@ -150,7 +150,7 @@ def test_tune_settings_name_real_constants_and_set_replaces_a_kernels_space():
 def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, monkeypatch):
     """The loop on the suite's device (tiny layer and shapes, a fake clock, a planted peer): a row per setting and
     layout and one per peer layout, each over the shapes named; a setting that fails is said and the others go on;
-    a baseline named that does not apply to every shape (cuBLAS: one-adapter shapes) is said to be skipped."""
+    a baseline named that applies to some shapes only (cuBLAS: one-adapter ones) is timed on those, ``-`` elsewhere."""
     import torch
 
     from benchmarks import tune
@@ -177,11 +177,11 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
     tune.main()
     text = out.read_text()
     rows = [line.split(" | ")[1:3] for line in text.splitlines()[4:] if line.startswith("|")]
-    assert rows == [["planted sorted", "-"], ["GROUP=4", "sorted"], ["GROUP=4", "unsorted"], ["GROUP=1", "sorted"],
-                    ["GROUP=1", "unsorted"]]
+    assert rows == [["planted sorted", "-"], ["cuBLAS dense", "-"], ["GROUP=4", "sorted"], ["GROUP=4", "unsorted"],
+                    ["GROUP=1", "sorted"], ["GROUP=1", "unsorted"]]
     assert "- down_shrink, GROUP=2: failed (RuntimeError: out of resources: shared memory)" in text
-    assert "- cuBLAS dense: skipped (not every shape named is one it applies to)" in text
-    assert calls == [group] * 2 + [4] * 4 + [2] + [1] * 4 and shrink.GROUP == group  # each in force, then undone
+    assert "| down_shrink | cuBLAS dense | - | 1.00 | 4/1/16 (1.0) | 1.0 | - |" in text  # one adapter: 4/1/16 only
+    assert calls == [group] * 3 + [4] * 4 + [2] + [1] * 4 and shrink.GROUP == group  # each in force, then undone
     assert "4/1/16 | 8/3/16 |" in text
 
 
