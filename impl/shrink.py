@@ -227,29 +227,20 @@ def _sum_splits_kernel(
 NUM_WARPS, NUM_STAGES = 4, 3
 STAGES_LONG, STAGES_MIN_ROWS, STAGES_MAX_N = 4, 4096, 16
 BLOCK_N_MAX = 64  # the widest column tile (16 and 32 timed no faster where sglang wins)
-# a grouped launch (tiles_per_program > 1: GROUP table tiles a program) takes column tiles up to GROUP_BLOCK_N wide and
-# GROUP_WARPS warps; where a tile is wider than BLOCK_N_MAX, WIDE_STAGES loads in flight (3 overflow sm_90's shared
-# memory at float32). Wider tiles read x's rows once per GROUP_BLOCK_N columns instead of once per BLOCK_N_MAX (qkv
-# at rank 128: 3 column tiles, not 6); 128 timed slower at 3 stages (H100,
-# docs/experiments/tune_expand_wide_columns_h100.md). A column tile's width changes no row's sum order.
-GROUP_BLOCK_N, GROUP_WARPS, WIDE_STAGES = 64, NUM_WARPS, 2
 # K longer than LONG_SPLIT_K is split every K_BLOCKS_PER_LONG_SPLIT blocks: half the partials, timed 1-7% faster on
 # the 70B layer's shrinks and down_proj's (H200, docs/experiments/tune_shrink_splits_h200.md); a function of K alone
 LONG_SPLIT_K, K_BLOCKS_PER_LONG_SPLIT = 4096, 8
 
 
-def num_stages(num_rows: int, N: int, block_n: int = BLOCK_N_MAX) -> int:
-    """The launch's ``num_stages`` for ``num_rows`` rows of ``N`` columns in tiles of ``block_n`` (host-side
-    numbers: no sync)."""
-    if block_n > BLOCK_N_MAX:
-        return WIDE_STAGES
+def num_stages(num_rows: int, N: int) -> int:
+    """The launch's ``num_stages`` for ``num_rows`` rows of ``N`` columns (host-side numbers: no sync)."""
     return STAGES_LONG if num_rows >= STAGES_MIN_ROWS and N <= STAGES_MAX_N else NUM_STAGES
 
 
-def shrink_blocks(K: int, N: int, grouped: bool = False) -> tuple:
-    """``(BLOCK_N, BLOCK_K, K per split)`` of a launch grouped or not: K per split is a function of K alone, so that
-    a row's sum order never depends on the batch."""
-    block_n = max(16, min(GROUP_BLOCK_N if grouped else BLOCK_N_MAX, triton.next_power_of_2(N)))
+def shrink_blocks(K: int, N: int) -> tuple:
+    """``(BLOCK_N, BLOCK_K, K per split)``: functions of the weights' shape alone, never of the batch (K per split of
+    K alone: a row's sum order never depends on its batch)."""
+    block_n = max(16, min(BLOCK_N_MAX, triton.next_power_of_2(N)))
     if K <= 256:  # small K (the interpreter's test sizes): 64-wide splits, so that several get tested
         return block_n, 32, 64
     return block_n, BLOCK_K_LONG, BLOCK_K_LONG * (K_BLOCKS_PER_SPLIT if K <= LONG_SPLIT_K else K_BLOCKS_PER_LONG_SPLIT)
@@ -279,11 +270,11 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
     y = torch.empty((S, N), dtype=x.dtype, device=x.device)
     if S == 0 or batch_info.num_segments == 0:
         return y
-    group = tiles_per_program(batch_info, S)
-    block_n, block_k, k_split = shrink_blocks(K, N, grouped=group > 1)
+    block_n, block_k, k_split = shrink_blocks(K, N)
     splits, n_tiles = triton.cdiv(K, k_split), triton.cdiv(N, block_n)
     common, layout = launch_common(batch_info)
     (tiles, segments_axis), segments = tile_grid(batch_info, S)
+    group = tiles_per_program(batch_info, S)
     table = tiles_of(batch_info) is not None
     fused = sums_in_program(triton.cdiv(tiles, group) * segments_axis, tiles * segments_axis * n_tiles, splits)
     programs = 1 if fused else splits  # per row tile and column tile
@@ -315,8 +306,8 @@ def sgemm_lora_a_fwd(x: torch.Tensor, weights: torch.Tensor, batch_info, stack_n
         BLOCK_N=block_n,
         BLOCK_K=block_k,
         FUSED=fused,
-        num_warps=GROUP_WARPS if group > 1 else NUM_WARPS,
-        num_stages=num_stages(S, N, block_n),
+        num_warps=NUM_WARPS,
+        num_stages=num_stages(S, N),
     )
     if fused:
         return y

@@ -142,14 +142,13 @@ def launches(max_rank: int) -> dict:
             found[(case, tuple(options.items()), warps, None)] = 1
     for K in (256, 4096):  # each side of shrink_blocks' long-K rule
         for N in range(1, 3 * max_rank + 1):  # qkv's three slices at most
+            block_n, block_k, _ = shrink.shrink_blocks(K, N)
             for rows in (1, shrink.STAGES_MIN_ROWS):
                 for group in (1, shrink.GROUP):
-                    block_n, block_k, _ = shrink.shrink_blocks(K, N, grouped=group > 1)
                     for fused in (False, True):
                         case = SHRINK_CASES[group > 1, fused]
                         options = (("BLOCK_N", block_n), ("BLOCK_K", block_k), ("GROUP", group), ("FUSED", fused))
-                        warps = shrink.GROUP_WARPS if group > 1 else shrink.NUM_WARPS
-                        found[(case, options, warps, shrink.num_stages(rows, N, block_n))] = 1
+                        found[(case, options, shrink.NUM_WARPS, shrink.num_stages(rows, N))] = 1
     return {
         f"{case}:{','.join(f'{k}={v}' for k, v in options)}" + (f" (num_stages {stages})" if stages else ""):
         (case, dict(options), warps, stages)

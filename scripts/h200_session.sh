@@ -138,7 +138,8 @@
 #                  K_BLOCKS_PER_LONG_SPLIT the K past it.
 # h24 (~6 min, one GPU; from branch candidate/shrink-splits, merged): the shrink's and real shapes' part of the suite
 #                  (cold, H24_S s, 200), same bits over the grouped shrink's GROUP x GROUP_BLOCK_N x GROUP_WARPS (and
-#                  grouping on or off), those timed where grouping applies, then the 70B gate_up_expand rows of
+#                  grouping on or off; those knobs exist in a824bc7's impl/ only, removed after), those timed where
+#                  grouping applies, then the 70B gate_up_expand rows of
 #                  the full grid that h21's budget left.
 # h25 (~3.5 min, one GPU): the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid,
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
