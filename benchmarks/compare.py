@@ -43,8 +43,14 @@ def main():
     parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
     parser.add_argument("--shapes", choices=("decode", "prefill", "all"), default="decode", help="which of the grid's")
     parser.add_argument("--routing", action="store_true", help="time the two routings instead of the kernels")
+    parser.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=V",
+                        help="a constant of the new impl's MODULE (e.g. shrink.GROUP=4) for the run (repeatable)")
     args = parser.parse_args()
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
+    for spec in args.set:  # a launch rule's constant of the new package, as benchmarks/tune.py sets impl's
+        target, _, value = spec.partition("=")
+        module, _, name = target.rpartition(".")
+        setattr(importlib.import_module(f"{new.__name__}.{module}"), name, int(value))
     old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
     shapes = grid.shapes(grid.GRIDS[args.grid], phase=args.shapes)
