@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import triton
 
+from benchmarks import tune
 from lora_verify.bench import grid, inputs
 from lora_verify.bench.timing import time_us
 
@@ -33,6 +34,15 @@ def load_package(folder: Path, name: str):
     return module
 
 
+def set_constants(package, specs) -> None:
+    """``["impl.shrink.GROUP=4", ...]`` (``benchmarks/tune.py``'s ``--set``, one value each) assigned to
+    ``package``'s modules (the new impl, whatever name it was loaded under)."""
+    for module, values in tune.parse_sets(specs).items():
+        target = importlib.import_module(package.__name__ + module.removeprefix("impl"))
+        for name, (value,) in values.items():
+            setattr(target, name, value)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="folder holding the other impl/ package")
@@ -43,14 +53,11 @@ def main():
     parser.add_argument("--layer", choices=grid.LAYERS, default="8b")
     parser.add_argument("--shapes", choices=("decode", "prefill", "all"), default="decode", help="which of the grid's")
     parser.add_argument("--routing", action="store_true", help="time the two routings instead of the kernels")
-    parser.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=V",
-                        help="a constant of the new impl's MODULE (e.g. shrink.GROUP=4) for the run (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="impl.MODULE.NAME=V",
+                        help="a constant of the new impl for the run, as tune.py names it (repeatable)")
     args = parser.parse_args()
     new = importlib.import_module("impl") if args.new is None else load_package(args.new, "impl_new")
-    for spec in args.set:  # a launch rule's constant of the new package, as benchmarks/tune.py sets impl's
-        target, _, value = spec.partition("=")
-        module, _, name = target.rpartition(".")
-        setattr(importlib.import_module(f"{new.__name__}.{module}"), name, int(value))
+    set_constants(new, args.set)
     old = load_package(args.old, "impl_old")
     device = torch.device("cuda")
     shapes = grid.shapes(grid.GRIDS[args.grid], phase=args.shapes)

@@ -642,8 +642,9 @@ h23)  # one GPU: the shrink's split length over the full grid, sglang beside
   tune $((560 - SECONDS)) splits_70b --layer 70b "${splits[@]}" ;;
 h24)  # one GPU (branch candidate/shrink-splits): the shrink's long splits (K > LONG_SPLIT_K) as committed: the shrink's
   # and real shapes' part of the suite (cold, H24_S s); same bits with the grouped launch's tiles and warps
-  # (GROUP x GROUP_BLOCK_N x GROUP_WARPS), then those timed where grouping applies (cuBLAS named; tune.py then skipped it
-  # where a shape named had several adapters, as here; it now times it on the one-adapter shapes, "-" elsewhere); then the 70B gate_up_expand rows h21's grid left (its budget)
+  # (GROUP x GROUP_BLOCK_N x GROUP_WARPS), then those timed where grouping applies (cuBLAS named; tune.py then skipped
+  # it where a shape named had several adapters, as here; it now times it on the one-adapter shapes, "-" elsewhere);
+  # then the 70B gate_up_expand rows h21's grid left (its budget)
   export GPU_SUITE_K="lora_a or shrink or real"; cold_suite "${H24_S:-200}"; unset GPU_SUITE_K
   group=(--set impl.shrink.GROUP=4,8 --set impl.shrink.GROUP_BLOCK_N=64,128 --set impl.shrink.GROUP_WARPS=4,8)
   timeout 90 python3 -m benchmarks.same_bits --ops qkv_shrink,down_shrink --phase all \

@@ -185,6 +185,24 @@ def test_tune_times_every_setting_and_the_peer_on_the_chosen_shapes(tmp_path, mo
     assert "4/1/16 | 8/3/16 |" in text
 
 
+def test_compare_sets_a_constant_of_the_package_it_loaded_not_of_impl():
+    """``benchmarks/compare.py --set impl.shrink.GROUP=8``: the new package (another copy of impl, loaded under its
+    own name) takes it; this tree's impl keeps its own value."""
+    from pathlib import Path
+
+    from benchmarks import compare
+
+    root = Path(__file__).resolve().parents[1]
+    package = compare.load_package(root, "impl_set_test")
+    try:
+        compare.set_constants(package, ["impl.shrink.GROUP=8", "impl.expand.MIN_PROGRAMS=7"])
+        assert sys.modules["impl_set_test.shrink"].GROUP == 8 and sys.modules["impl_set_test.expand"].MIN_PROGRAMS == 7
+        assert impl.shrink.GROUP != 8 and impl.expand.MIN_PROGRAMS != 7
+    finally:
+        for name in [n for n in sys.modules if n == "impl_set_test" or n.startswith("impl_set_test.")]:
+            del sys.modules[name]
+
+
 def test_same_bits_says_which_settings_differ_and_exits_1(monkeypatch, capsys):
     """Every candidate's output against the first one's, on the tiny layer: the grouped shrink (forced on these small
     batches) gives the ungrouped one's bits; a candidate planted to change the output (doubled while grouping is
