@@ -143,6 +143,8 @@
 #                  the full grid that h21's budget left.
 # h25 (~3.5 min, one GPU): the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid,
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
+# h27 (~9.5 min, one GPU): our whole suite on this tree, cold (H27_S s, 300), then the shrink's K block on the 8B
+#                  one-adapter shapes (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8), cuBLAS beside.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -669,6 +671,12 @@ h25)  # one GPU: the final kernels' shrinks past K = 4096 (70B's four, 8B's down
       --rep 2 --compile-jobs 15 --budget-s $((left - 25)) --out "$res/bench_$1" >"$res/bench_$1.log" 2>&1
     say "bench $1 $2: exit $?"; tail -2 "$res/bench_$1.log" >>"$out/$phase.txt"
   done ;;
+h27)  # one GPU: the cold suite on this tree, then the shrink's K block where cuBLAS wins (the registers lead)
+  cold_suite "${H27_S:-300}"
+  shapes=256/1/128,1024/1/64,1024/1/128,1024/8/64,p1x2048/1/64,p8x1024/8/64,64/64/64,256/8/16
+  tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
+    --peer cuBLAS --layouts sorted --shapes $shapes --set impl.shrink.BLOCK_K_LONG=64,128 \
+    --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8 --rep 10 ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
