@@ -145,6 +145,9 @@
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
 # h27 (~9.5 min, one GPU): our whole suite on this tree, cold (H27_S s, 300), then the shrink's K block on the 8B
 #                  one-adapter shapes (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8), cuBLAS beside.
+# h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
+#                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
+#                  main's side by side (full grid, both layers), then the branch's shrink part of the suite, cold.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -677,6 +680,29 @@ h27)  # one GPU: the cold suite on this tree, then the shrink's K block where cu
   tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
     --peer cuBLAS --layouts sorted --shapes $shapes --set impl.shrink.BLOCK_K_LONG=64,128 \
     --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8 --rep 10 ;;
+h28)  # one GPU: the two-level sums' branch (.carry/branch_full, .carry/branch_tree) timed against .carry/main_tree,
+  # then its shrink part of the suite (what merging it needs besides the timing)
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; tree=.carry/branch_full
+  never=4611686018427387904
+  levels=(--set impl.shrink.FUSE_MIN_PROGRAMS=0,$never --set impl.shrink.FUSE_MIN_TILES=0
+          --set impl.shrink.SPAN_MIN_PROGRAMS=0,$never --set impl.shrink.GROUP_MIN_ROWS=0,1024)
+  (cd "$tree" && timeout 75 python3 -m benchmarks.same_bits --layer 8b --ops shrink,qkv_shrink,down_shrink \
+     --phase all --shapes 64/1/128,256/8/64,1024/1/128,p1x2048/1/64,p64x128/64/128 "${levels[@]}") \
+    >"$res/same_bits_8b.log" 2>&1
+  say "same bits (branch), FUSE_MIN_PROGRAMS x SPAN_MIN_PROGRAMS x GROUP_MIN_ROWS (8b): exit $? \
+$(tail -1 "$res/same_bits_8b.log")"
+  for part in 8b:150 70b:90; do
+    layer=${part%:*}; timeout ${part#*:} python3 -m benchmarks.compare .carry/main_tree --new .carry/branch_tree \
+      --grid full --layer $layer --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --shapes all --rep 10 \
+      >"$res/compare_$layer.log" 2>&1
+    say "compare branch with main ($layer): exit $?"; grep geomean "$res/compare_$layer.log" | tee -a "$out/$phase.txt"
+  done
+  rm -rf "$TRITON_CACHE_DIR"
+  (cd "$tree" && GPU_SUITE_K="lora_a or shrink or real" LORA_SGLANG=../sglang/0.5.23 LORA_VLLM=../vllm \
+     PYTHONPATH=../sglang/0.5.23 $stop $((565 - SECONDS)) scripts/gpu_suite.sh "$res/branch_suite" 15) \
+    >"$res/branch_suite.log" 2>&1
+  say "the branch's shrink part of the suite, gpu profile, cold: exit $?; $(cat "$res/branch_suite/time.txt")"
+  grep -E "passed|failed|INTERRUPTED" "$res/branch_suite/gpu_suite.log" | tail -3 | tee -a "$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
