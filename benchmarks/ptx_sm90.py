@@ -2,8 +2,10 @@
 
 Each CASE is one of ``lora_verify.sm90``'s cases, optionally with constants overridden (``CASE:NAME=VALUE,...``,
 e.g. ``shrink-sorted:BLOCK_N=16``). It is compiled with ``--warps`` warps (default: the case's launch's,
-``lora_verify.sm90.warps_of``) and the ptxas in Triton's wheel; printed per case: ptxas' resource line (registers,
-spills) and the tensor-core instructions in the PTX (``wgmma`` on warpgroups of 64 rows, ``mma.sync`` on warps).
+``lora_verify.sm90.warps_of``) and the ptxas in Triton's wheel, specialized as a launch at a real model's shapes is
+(``--unaligned``: as one at the suite's odd sizes); printed per case: ptxas' resource line (registers, spills), the
+tensor-core instructions in the PTX (``wgmma`` on warpgroups of 64 rows, ``mma.sync`` on warps) and its asynchronous
+copies to shared memory (``cp.async``: none where the loads are not known aligned).
 No GPU and no driver needed: a lead for what to time, not a timing. Run without ``TRITON_INTERPRET``
 (``@triton.jit`` picks the interpreter at import).
 """
@@ -19,7 +21,8 @@ from triton.backends.nvidia.compiler import get_ptxas
 
 from lora_verify.sm90 import CASES, kernel, warps_of
 
-MMA = {"wgmma": re.compile(r"\bwgmma\.mma_async\b"), "mma.sync": re.compile(r"\bmma\.sync\b")}
+MMA = {"wgmma": re.compile(r"\bwgmma\.mma_async\b"), "mma.sync": re.compile(r"\bmma\.sync\b"),
+       "cp.async": re.compile(r"\bcp\.async\.c[ag]\.shared\.global\b")}
 
 
 def parse(spec: str) -> tuple:
@@ -44,7 +47,7 @@ def resources(text: str) -> str:
 
 
 def instructions(text: str) -> str:
-    """How many of each tensor-core instruction the PTX holds."""
+    """How many of each tensor-core instruction and asynchronous copy the PTX holds."""
     return ", ".join(f"{name} {len(pattern.findall(text))}" for name, pattern in MMA.items())
 
 
@@ -52,13 +55,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="+", metavar="CASE[:NAME=VALUE,...]")
     parser.add_argument("--warps", type=int, default=None, help="default: the case's launch (lora_verify.sm90.WARPS)")
+    parser.add_argument("--unaligned", action="store_true", help="without the alignment a real shape's launch has")
     args = parser.parse_args()
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("run it without TRITON_INTERPRET=1: the kernels would be the interpreter's")
     for spec in args.cases:
         case, overrides = parse(spec)
         warps = args.warps or warps_of(case)
-        text = kernel(case, overrides, warps).asm["ptx"]
+        text = kernel(case, overrides, warps, aligned=not args.unaligned).asm["ptx"]
         print(f"{spec:<45} warps {warps}: {instructions(text)}; {resources(text)}", flush=True)
 
 

@@ -1,11 +1,14 @@
 """impl's kernels compiled for a Hopper GPU (sm_90) on any machine: the compile cases and their compile.
 
 ``CASES`` names, per kernel configuration, each kernel's pointer arguments (their types) and constants; other
-arguments are int32. The compile ends in the ``ptxas`` that ships in Triton's wheel, so it needs no GPU and no
-driver. It must run in a process without ``TRITON_INTERPRET`` (``@triton.jit`` picks the interpreter at import):
-``python -m lora_verify.sm90`` prints every case's outcome as JSON, ``--shared`` the shared memory of every launch
-impl's rules give (``tests/test_compile.py`` runs both);
-``benchmarks/compile_time.py`` times the compile, ``benchmarks/ptx_sm90.py`` reads the PTX.
+arguments are int32. A case compiles as a launch at a real model's shapes is specialized (``aligned``): pointers
+16-byte aligned and ``ALIGNED_INTS`` multiples of 16, so that its loads are vectorized and copied asynchronously;
+or, with ``aligned=False``, as a launch at the suite's odd sizes is, without those hints. The compile ends in the
+``ptxas`` that ships in Triton's wheel, so it needs no GPU and no driver. It must run in a process without
+``TRITON_INTERPRET`` (``@triton.jit`` picks the interpreter at import): ``python -m lora_verify.sm90`` prints every
+case's outcome (both alignments) as JSON, ``--shared`` the shared memory of every launch impl's rules give
+(``tests/test_compile.py`` runs both); ``benchmarks/compile_time.py`` times the compile, ``benchmarks/ptx_sm90.py``
+reads the PTX.
 """
 
 import importlib
@@ -81,6 +84,15 @@ CASES = {
 }
 
 
+# per kernel, the integer arguments that are multiples of 16 at a real model's shapes (hidden sizes, ranks of 16
+# and more, and their strides), where Triton's launch specializes them (divisibility 16) as it does aligned pointers
+ALIGNED_INTS = {
+    "_shrink_kernel": ("K", "k_split", "x_stride", "w_stride_l", "w_stride_n", "out_stride_split", "out_stride_row"),
+    "_sum_splits_kernel": ("N", "p_stride_split"),
+    "_expand_kernel": ("slice_width", "x_stride", "w_stride_l", "w_stride_n", "out_stride"),
+}
+
+
 # cases launched with other than 4 warps: the constant saying so
 WARPS = {case: ("impl.expand", "WIDE_WARPS") for case in ("expand-wide", "expand-wide-qkv")}
 
@@ -91,32 +103,37 @@ def warps_of(case: str) -> int:
     return getattr(importlib.import_module(module), name) if module else 4
 
 
-def kernel(case: str, overrides=None, warps: Optional[int] = None, element: str = BF16, stages: Optional[int] = None):
+def kernel(case: str, overrides=None, warps: Optional[int] = None, element: str = BF16, stages: Optional[int] = None,
+           aligned: bool = True):
     """``CASES[case]`` (its constants updated by ``overrides``, its bfloat16 pointers of type ``element``) compiled
-    for sm_90 with ``warps`` warps (None: the launch's, ``warps_of``) and ``stages`` (None: Triton's default):
-    Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``, ``.metadata.shared``). Raises what the compiler
-    raises."""
+    for sm_90 with ``warps`` warps (None: the launch's, ``warps_of``) and ``stages`` (None: Triton's default), with a
+    real shape's alignment or not (``aligned``): Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``,
+    ``.metadata.shared``). Raises what the compiler raises."""
     module, name, pointers, constants = CASES[case]
     pointers = {n: element if t == BF16 else t for n, t in pointers.items()}
     constants = {**constants, **(overrides or {})}
     fn = getattr(importlib.import_module(module), name)
     names = fn.arg_names
     missing = [p.name for p in fn.params if p.is_constexpr and p.name not in constants]
-    unknown = sorted((set(pointers) | set(constants)) - set(names))
+    unknown = sorted((set(pointers) | set(constants) | set(ALIGNED_INTS.get(name, ()))) - set(names))
     if missing or unknown:
         raise ValueError(f"CASES is out of date: constants missing {missing}, names not in the kernel {unknown}")
     signature = {n: "constexpr" if n in constants else pointers.get(n, "i32") for n in names}
-    source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
+    ints = [n for n in ALIGNED_INTS.get(name, ()) if n not in constants]
+    hinted = [n for n in names if signature[n].startswith("*") or n in ints]
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in hinted} if aligned else {}
+    source = ASTSource(fn, signature, constexprs={(names.index(k),): v for k, v in constants.items()}, attrs=attrs)
     options = {"num_warps": warps or warps_of(case), **({"num_stages": stages} if stages else {})}
     return triton.compile(source, target=TARGET, options=options)
 
 
 def outcome(case: str) -> str:
-    """The empty string if ``case`` compiles, else the error (the finding)."""
-    try:
-        kernel(case)
-    except Exception as exc:  # the compiler's error is the finding
-        return f"{type(exc).__name__}: {exc}"
+    """The empty string if ``case`` compiles both aligned and not, else the error (the finding)."""
+    for aligned in (True, False):
+        try:
+            kernel(case, aligned=aligned)
+        except Exception as exc:  # the compiler's error is the finding
+            return f"{'aligned' if aligned else 'unaligned'}: {type(exc).__name__}: {exc}"
     return ""
 
 
@@ -158,9 +175,10 @@ def launches(max_rank: int) -> dict:
 
 def shared(case: str, overrides: dict, warps: int, stages=None):
     """Bytes of shared memory a program of ``case`` with ``overrides`` takes with float32 inputs (the widest
-    element: every tile grows with it), or the compiler's error."""
+    element: every tile grows with it), aligned or not (the larger), or the compiler's error."""
     try:
-        return kernel(case, overrides, warps, element=F32, stages=stages).metadata.shared
+        return max(kernel(case, overrides, warps, element=F32, stages=stages, aligned=aligned).metadata.shared
+                   for aligned in (True, False))
     except Exception as exc:  # the compiler's error is the finding
         return f"{type(exc).__name__}: {exc}"
 
