@@ -143,8 +143,9 @@
 #                  the full grid that h21's budget left.
 # h25 (~3.5 min, one GPU): the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid,
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
-# h27 (~9.5 min, one GPU): our whole suite on this tree, cold (H27_S s, 300), then the shrink's K block on the 8B
-#                  one-adapter shapes (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8), cuBLAS beside.
+# h27 (~9.5 min, one GPU): our whole suite on this tree, cold (H27_S s, 300), then, on the 8B one-adapter shapes
+#                  with cuBLAS beside, the shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8)
+#                  and K block (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8) in tree H27_TREE (this one).
 # h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
 #                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
 #                  main's side by side (full grid, both layers), then the branch's shrink part of the suite, cold.
@@ -674,12 +675,16 @@ h25)  # one GPU: the final kernels' shrinks past K = 4096 (70B's four, 8B's down
       --rep 2 --compile-jobs 15 --budget-s $((left - 25)) --out "$res/bench_$1" >"$res/bench_$1.log" 2>&1
     say "bench $1 $2: exit $?"; tail -2 "$res/bench_$1.log" >>"$out/$phase.txt"
   done ;;
-h27)  # one GPU: the cold suite on this tree, then the shrink's K block where cuBLAS wins (the registers lead)
+h27)  # one GPU: the cold suite on this tree, then the shrink's tiles and K block where cuBLAS wins, in H27_TREE
   cold_suite "${H27_S:-300}"
-  shapes=256/1/128,1024/1/64,1024/1/128,1024/8/64,p1x2048/1/64,p8x1024/8/64,64/64/64,256/8/16
-  tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
-    --peer cuBLAS --layouts sorted --shapes $shapes --set impl.shrink.BLOCK_K_LONG=64,128 \
-    --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8 --rep 10 ;;
+  one=256/1/128,1024/1/64,1024/1/128,p1x2048/1/64,p1x8192/1/16
+  tiles=(--set impl.shrink.GROUP=4,8 --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.NUM_WARPS=4,8)
+  blockk=(--set impl.shrink.BLOCK_K_LONG=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8)
+  left=$((565 - SECONDS))
+  (cd "${H27_TREE:-.}" && tune $((left * 2 / 3)) tiles_8b --grid full --layer 8b --phase all \
+     --ops shrink,qkv_shrink,gate_up_shrink --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10
+   tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
+     --peer cuBLAS --layouts sorted --shapes $one "${blockk[@]}" --rep 10) ;;
 h28)  # one GPU: the two-level sums' branch (.carry/branch_full, .carry/branch_tree) timed against .carry/main_tree,
   # then its shrink part of the suite (what merging it needs besides the timing)
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache; tree=.carry/branch_full
