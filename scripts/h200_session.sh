@@ -143,19 +143,20 @@
 #                  the full grid that h21's budget left.
 # h25 (~3.5 min, one GPU): the final kernels' shrinks past K = 4096 (70B's four, 8B's down_proj) on the full grid,
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
-# h27 (~9.5 min, one GPU): our whole suite on this tree, cold (H27_S s, 300), then, on the 8B one-adapter shapes
-#                  with cuBLAS beside, the shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8)
-#                  and K block (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8) in tree H27_TREE (this one).
+# h27 (~9.5 min, one GPU), in tree H27_TREE (default this one; .carry/branch_full holds a branch's, scripts/carry.sh):
+#                  our whole suite, cold (H27_S s, 300), then, on the 8B one-adapter shapes with cuBLAS beside, the
+#                  shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block
+#                  (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8).
 # h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
 #                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
-#                  main's side by side (full grid, both layers), then the branch's shrink part of the suite, cold.
+#                  main's side by side (full grid, both layers); then this tree's whole suite, cold, in the time left.
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 phase=${1:?usage: scripts/h200_session.sh smoke|a|b OUTDIR}; out=${2:?OUTDIR}
 mkdir -p "$out/$phase"; out=$(realpath "$out"); res="$out/$phase"
-export PYTHONPATH=.carry/sglang/0.5.23 LORA_SGLANG_PEERS=.carry/sglang/0.5.23 LORA_VLLM=.carry/vllm
+export PYTHONPATH=$PWD/.carry/sglang/0.5.23 LORA_SGLANG_PEERS=$PWD/.carry/sglang/0.5.23 LORA_VLLM=$PWD/.carry/vllm
 gpus=$(nvidia-smi -L | wc -l); cores=$(nproc)
 half=$((gpus > 1 ? cores / 2 : cores))
 first="0-$((half - 1))"; second="$half-$((cores - 1))"; [ "$gpus" -gt 1 ] || second=$first
@@ -675,23 +676,26 @@ h25)  # one GPU: the final kernels' shrinks past K = 4096 (70B's four, 8B's down
       --rep 2 --compile-jobs 15 --budget-s $((left - 25)) --out "$res/bench_$1" >"$res/bench_$1.log" 2>&1
     say "bench $1 $2: exit $?"; tail -2 "$res/bench_$1.log" >>"$out/$phase.txt"
   done ;;
-h27)  # one GPU: the cold suite on this tree, then the shrink's tiles and K block where cuBLAS wins, in H27_TREE
+h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): the cold suite, then the shrink's tiles
+  # and K block where cuBLAS wins
+  cd "${H27_TREE:-.}"; say "tree ${H27_TREE:-.}: impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum \
+| sha256sum | cut -c1-12)"
   cold_suite "${H27_S:-300}"
   one=256/1/128,1024/1/64,1024/1/128,p1x2048/1/64,p1x8192/1/16
   tiles=(--set impl.shrink.GROUP=4,8 --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.NUM_WARPS=4,8)
   blockk=(--set impl.shrink.BLOCK_K_LONG=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8)
   left=$((565 - SECONDS))
-  (cd "${H27_TREE:-.}" && tune $((left * 2 / 3)) tiles_8b --grid full --layer 8b --phase all \
-     --ops shrink,qkv_shrink,gate_up_shrink --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10
-   tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
-     --peer cuBLAS --layouts sorted --shapes $one "${blockk[@]}" --rep 10) ;;
-h28)  # one GPU: the two-level sums' branch (.carry/branch_full, .carry/branch_tree) timed against .carry/main_tree,
-  # then its shrink part of the suite (what merging it needs besides the timing)
-  export TRITON_CACHE_DIR=$PWD/.out/triton-cache; tree=.carry/branch_full
+  tune $((left * 2 / 3)) tiles_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
+    --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10
+  tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
+    --peer cuBLAS --layouts sorted --shapes $one "${blockk[@]}" --rep 10 ;;
+h28)  # one GPU: the two-level sums' branch (.carry/branch_full, .carry/branch_tree) against .carry/main_tree: same
+  # bits whichever part of K a program sums, then timed side by side; then this tree's cold suite in the time left
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   never=4611686018427387904
   levels=(--set impl.shrink.FUSE_MIN_PROGRAMS=0,$never --set impl.shrink.FUSE_MIN_TILES=0
           --set impl.shrink.SPAN_MIN_PROGRAMS=0,$never --set impl.shrink.GROUP_MIN_ROWS=0,1024)
-  (cd "$tree" && timeout 75 python3 -m benchmarks.same_bits --layer 8b --ops shrink,qkv_shrink,down_shrink \
+  (cd .carry/branch_full && timeout 75 python3 -m benchmarks.same_bits --layer 8b --ops shrink,qkv_shrink,down_shrink \
      --phase all --shapes 64/1/128,256/8/64,1024/1/128,p1x2048/1/64,p64x128/64/128 "${levels[@]}") \
     >"$res/same_bits_8b.log" 2>&1
   say "same bits (branch), FUSE_MIN_PROGRAMS x SPAN_MIN_PROGRAMS x GROUP_MIN_ROWS (8b): exit $? \
@@ -702,12 +706,7 @@ $(tail -1 "$res/same_bits_8b.log")"
       >"$res/compare_$layer.log" 2>&1
     say "compare branch with main ($layer): exit $?"; grep geomean "$res/compare_$layer.log" | tee -a "$out/$phase.txt"
   done
-  rm -rf "$TRITON_CACHE_DIR"
-  (cd "$tree" && GPU_SUITE_K="lora_a or shrink or real" LORA_SGLANG=../sglang/0.5.23 LORA_VLLM=../vllm \
-     PYTHONPATH=../sglang/0.5.23 $stop $((565 - SECONDS)) scripts/gpu_suite.sh "$res/branch_suite" 15) \
-    >"$res/branch_suite.log" 2>&1
-  say "the branch's shrink part of the suite, gpu profile, cold: exit $?; $(cat "$res/branch_suite/time.txt")"
-  grep -E "passed|failed|INTERRUPTED" "$res/branch_suite/gpu_suite.log" | tail -3 | tee -a "$out/$phase.txt" ;;
+  cold_suite $((565 - SECONDS)) ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
