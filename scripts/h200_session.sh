@@ -145,7 +145,7 @@
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
 # h27 (~9.5 min, one GPU), in tree H27_TREE (default this one; .carry/branch_full holds a branch's, scripts/carry.sh):
 #                  our whole suite, cold (H27_S s, 300), then, on the 8B one-adapter shapes with cuBLAS beside, the
-#                  shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block
+#                  split shrink's second launch (benchmarks/split_sum.py), the shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block
 #                  (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8).
 # h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
 #                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
@@ -684,6 +684,9 @@ h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): th
   one=256/1/128,1024/1/64,1024/1/128,p1x2048/1/64,p1x8192/1/16
   tiles=(--set impl.shrink.GROUP=4,8 --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.NUM_WARPS=4,8)
   blockk=(--set impl.shrink.BLOCK_K_LONG=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8)
+  timeout 60 python3 -m benchmarks.split_sum --layer 8b --ops shrink,qkv_shrink --out "$res/split_sum_8b.md" \
+    >"$res/split_sum_8b.log" 2>&1
+  say "split_sum (8b): exit $?"; grep geomean "$res/split_sum_8b.md" | tee -a "$out/$phase.txt"
   left=$((565 - SECONDS))
   tune $((left * 2 / 3)) tiles_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
     --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10

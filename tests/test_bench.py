@@ -226,3 +226,34 @@ def test_same_bits_says_which_settings_differ_and_exits_1(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "'GROUP_MIN_ROWS': 0} vs {'GROUP_MIN_SLOT_ROWS': 0, 'GROUP_MIN_ROWS': 1024}: " in out
     assert "cells differ" in out and "8 comparisons differ" in out  # 4 decode shapes x 2 layouts
+
+
+def test_split_sum_times_the_call_with_and_without_its_sum_launch(tmp_path, monkeypatch):
+    """``benchmarks/split_sum.py`` on the suite's device (tiny layer, a fake clock that counts each call's launches):
+    the call launches the shrink and its sum, the call without it the shrink alone, and the sum is put back after."""
+    import torch
+
+    from benchmarks import split_sum
+    from impl import shrink
+    from lora_verify.bench.timing import launch_grids
+
+    def clock(call, rep):  # our calls: their launches; the floor's and cuBLAS's (none of impl.shrink): 0.5
+        try:
+            return float(len(launch_grids("impl.shrink", call)))
+        except RuntimeError:
+            return 0.5
+
+    kept = shrink._sum_splits_kernel
+    monkeypatch.setattr(split_sum, "time_us", clock)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "test device")
+    monkeypatch.setitem(grid.LAYERS, "8b", grid.Layer("tiny", hidden=192, q=64, kv=32, intermediate=48))  # 3 splits
+    shapes = grid.shapes
+    monkeypatch.setattr(grid, "shapes", lambda g: shapes(g, tiny=True))
+    monkeypatch.setattr(shrink, "FUSE_MIN_PROGRAMS", 1 << 62)  # the splits summed by a second launch
+    out = tmp_path / "split_sum.md"
+    monkeypatch.setattr(sys, "argv", ["split_sum", "--ops", "shrink", "--shapes", "4/1/16,8/3/16", "--out", str(out)])
+    split_sum.main()
+    rows = [line.split(" | ")[1:6] for line in out.read_text().splitlines() if line.startswith("| shrink | ")]
+    assert rows[:2] == [["4/1/16", "2", "2.00", "1.00", "1.00"], ["8/3/16", "2", "2.00", "1.00", "1.00"]], rows
+    assert "| 4/1/16 | 2 | 2.00 | 1.00 | 1.00 | 0.50 | 0.50 |" in out.read_text()  # cuBLAS: one adapter
+    assert rows[2][0] == "geomean without sum / ours" and shrink._sum_splits_kernel is kept
