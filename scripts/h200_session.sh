@@ -145,8 +145,9 @@
 #                  every peer beside: the grid rows h21 timed before the split length changed (H25_S s, 200).
 # h27 (~9.5 min, one GPU), in tree H27_TREE (default this one; .carry/branch_full holds a branch's, scripts/carry.sh):
 #                  our whole suite, cold (H27_S s, 300), then, on the 8B one-adapter shapes with cuBLAS beside, the
-#                  split shrink's second launch (benchmarks/split_sum.py), the shrink's tiles (GROUP 4 or 8 x BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block
-#                  (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT 4 or 8).
+#                  split shrink's second launch (benchmarks/split_sum.py), the shrink's tiles (GROUP 4 or 8 x
+#                  BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT
+#                  4 or 8).
 # h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
 #                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
 #                  main's side by side (full grid, both layers); then this tree's whole suite, cold, in the time left.
