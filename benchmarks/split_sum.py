@@ -49,6 +49,12 @@ def main():
     parser.add_argument("--rep", type=int, default=10, help="ms of calls per CUDA-graph replay")
     parser.add_argument("--out", default=None, help="also write the table (markdown) here")
     args = parser.parse_args()
+
+    def say(lines):  # the row printed, and the table written as it goes (a run stopped at its limit keeps its rows)
+        print(lines[-1], flush=True)
+        if args.out:
+            open(args.out, "w").write("\n".join(lines) + "\n")
+
     impl.debug(False)
     device = backend.device()
     every = grid.shapes(grid.GRIDS[args.grid])
@@ -74,12 +80,10 @@ def main():
             ratios.append(alone / ours)
             lines.append(f"| {op_name} | {shape.label} | {n} | {ours:.2f} | {alone:.2f} | {ours - alone:.2f} | "
                          f"{empty:.2f} | {cublas:.2f} |")
-            print(lines[-1], flush=True)
+            say(lines)
         lines.append(f"| {op_name} | geomean without sum / ours | | | {math.prod(ratios) ** (1 / len(ratios)):.3f} "
                      "| | | |")
-        print(lines[-1], flush=True)
-        if args.out:
-            open(args.out, "w").write("\n".join(lines) + "\n")
+        say(lines)
 
 
 if __name__ == "__main__":

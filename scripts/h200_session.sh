@@ -685,7 +685,7 @@ h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): th
   one=256/1/128,1024/1/64,1024/1/128,p1x2048/1/64,p1x8192/1/16
   tiles=(--set impl.shrink.GROUP=4,8 --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.NUM_WARPS=4,8)
   blockk=(--set impl.shrink.BLOCK_K_LONG=64,128 --set impl.shrink.K_BLOCKS_PER_SPLIT=4,8)
-  timeout 60 python3 -m benchmarks.split_sum --layer 8b --ops shrink,qkv_shrink --out "$res/split_sum_8b.md" \
+  timeout 75 python3 -m benchmarks.split_sum --layer 8b --ops shrink,qkv_shrink --out "$res/split_sum_8b.md" \
     >"$res/split_sum_8b.log" 2>&1
   say "split_sum (8b): exit $?"; grep geomean "$res/split_sum_8b.md" | tee -a "$out/$phase.txt"
   left=$((565 - SECONDS))
