@@ -148,9 +148,9 @@
 #                  split shrink's second launch (benchmarks/split_sum.py), the shrink's tiles (GROUP 4 or 8 x
 #                  BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT
 #                  4 or 8).
-# h28 (~9.5 min, one GPU; .carry/branch_full = `git archive candidate/two-level-sums`, .carry/branch_tree its impl):
-#                  the refitted two-level sums: same bits whichever part of K a program sums (8B), its shrinks against
-#                  main's side by side (full grid, both layers); then this tree's whole suite, cold, in the time left.
+# h28 (~9.5 min, one GPU; .carry/branch_tree = `git archive candidate/two-level-sums impl`): the refitted two-level
+#                  sums' shrinks against main's side by side (full grid, both layers), then the whole suite, cold,
+#                  in the time left, in tree H28_TREE (default this one; .carry/branch_full: the branch's).
 # Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -693,24 +693,18 @@ h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): th
     --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10
   tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
     --peer cuBLAS --layouts sorted --shapes $one "${blockk[@]}" --rep 10 ;;
-h28)  # one GPU: the two-level sums' branch (.carry/branch_full, .carry/branch_tree) against .carry/main_tree: same
-  # bits whichever part of K a program sums, then timed side by side; then this tree's cold suite in the time left
+h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .carry/main_tree side by side, then
+  # the whole suite, cold, in tree H28_TREE (this one; .carry/branch_full: the branch's) in the time left
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  never=4611686018427387904
-  levels=(--set impl.shrink.FUSE_MIN_PROGRAMS=0,$never --set impl.shrink.FUSE_MIN_TILES=0
-          --set impl.shrink.SPAN_MIN_PROGRAMS=0,$never --set impl.shrink.GROUP_MIN_ROWS=0,1024)
-  (cd .carry/branch_full && timeout 75 python3 -m benchmarks.same_bits --layer 8b --ops shrink,qkv_shrink,down_shrink \
-     --phase all --shapes 64/1/128,256/8/64,1024/1/128,p1x2048/1/64,p64x128/64/128 "${levels[@]}") \
-    >"$res/same_bits_8b.log" 2>&1
-  say "same bits (branch), FUSE_MIN_PROGRAMS x SPAN_MIN_PROGRAMS x GROUP_MIN_ROWS (8b): exit $? \
-$(tail -1 "$res/same_bits_8b.log")"
   for part in 8b:150 70b:90; do
     layer=${part%:*}; timeout ${part#*:} python3 -m benchmarks.compare .carry/main_tree --new .carry/branch_tree \
       --grid full --layer $layer --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --shapes all --rep 10 \
       >"$res/compare_$layer.log" 2>&1
     say "compare branch with main ($layer): exit $?"; grep geomean "$res/compare_$layer.log" | tee -a "$out/$phase.txt"
   done
-  cold_suite $((565 - SECONDS)) ;;
+  cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum \
+| sha256sum | cut -c1-12)"
+  cold_suite $((570 - SECONDS)) ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
