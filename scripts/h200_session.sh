@@ -467,7 +467,7 @@ h6)  # one GPU: h5's comparisons on this tree (the routing's one-chunk path, the
   timeout 100 python3 -m benchmarks.compare .carry/main_tree --ops shrink,qkv_shrink,gate_up_shrink \
     >"$res/shrink_compare.log" 2>&1
   say "shrinks, grouped loop not unrolled: exit $?"; grep -E "geomean|1024/" "$res/shrink_compare.log" >>"$out/$phase.txt"
-  cold_suite $((570 - SECONDS)) ;;
+  cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
 h7)  # one GPU, right after h6 on its cache: the fuzzing rate on this tree, then routing's generated mutants compiled
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   WARMUP_MIN=0.25 BOX_MIN=1.0 RUNS="n_workers_bundle" timeout 200 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
@@ -704,7 +704,7 @@ h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .
   done
   cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum \
 | sha256sum | cut -c1-12)"
-  cold_suite $((570 - SECONDS)) ;;
+  cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
