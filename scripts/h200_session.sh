@@ -151,7 +151,7 @@
 # h28 (~9.5 min, one GPU; .carry/branch_tree = `git archive candidate/two-level-sums impl`): the refitted two-level
 #                  sums' shrinks against main's side by side (full grid, both layers), then the whole suite, cold,
 #                  in the time left, in tree H28_TREE (default this one; .carry/branch_full: the branch's).
-# Each phase ends with OUTDIR/<phase>.tar.gz (every log and result; the device tool returns 8 files at most)
+# Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -798,5 +798,6 @@ print(' '.join(m.name for m in generated.generate(Path('.')) if not m.equivalent
   ;;
 esac
 cp -r .out/mutants "$res/mutant_logs" 2>/dev/null
-tar czf "$out/$phase.tar.gz" -C "$out" "$phase" && rm -rf "${res:?}"
+# a name no call's own `tar czf OUT/<phase>.tar.gz` can overwrite (the fourteenth and nineteenth sessions lost logs so)
+tar czf "$out/$phase-all.tar.gz" -C "$out" "$phase" && rm -rf "${res:?}"
 say "phase $phase done after $SECONDS s"
