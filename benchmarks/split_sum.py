@@ -11,6 +11,7 @@ launches (the launch floor); and cuBLAS's dense GEMM. ``ours - without sum`` is 
 import argparse
 import contextlib
 import math
+from pathlib import Path
 
 import torch
 import triton
@@ -47,13 +48,13 @@ def main():
     parser.add_argument("--ops", default="shrink,qkv_shrink,gate_up_shrink,down_shrink")
     parser.add_argument("--shapes", default="", help="shape labels (comma-separated; default: the one-adapter ones)")
     parser.add_argument("--rep", type=int, default=10, help="ms of calls per CUDA-graph replay")
-    parser.add_argument("--out", default=None, help="also write the table (markdown) here")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args()
 
     def say(lines):  # the row printed, and the table written as it goes (a run stopped at its limit keeps its rows)
         print(lines[-1], flush=True)
         if args.out:
-            open(args.out, "w").write("\n".join(lines) + "\n")
+            args.out.write_text("\n".join(lines) + "\n")
 
     impl.debug(False)
     device = backend.device()
