@@ -177,7 +177,8 @@ tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows
     | tee -a "$out/$phase.txt"
 }
 # the commit alone may not name the tree that ran (a device copy's HEAD was seen to lag): impl/'s own hash too
-impl_hash=$(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)
+impl_of() { find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12; }  # this folder's
+impl_hash=$(impl_of)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 say "phase $phase: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$gpus, $cores cores, commit $commit, impl/ $impl_hash"
 python3 -c "import torch, triton, hypothesis; print('torch', torch.__version__, 'triton', triton.__version__, 'hypothesis', hypothesis.__version__)" | tee -a "$out/$phase.txt"
@@ -467,7 +468,7 @@ h6)  # one GPU: h5's comparisons on this tree (the routing's one-chunk path, the
   timeout 100 python3 -m benchmarks.compare .carry/main_tree --ops shrink,qkv_shrink,gate_up_shrink \
     >"$res/shrink_compare.log" 2>&1
   say "shrinks, grouped loop not unrolled: exit $?"; grep -E "geomean|1024/" "$res/shrink_compare.log" >>"$out/$phase.txt"
-  cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
+  cold_suite $((570 - SECONDS)) ;;
 h7)  # one GPU, right after h6 on its cache: the fuzzing rate on this tree, then routing's generated mutants compiled
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   WARMUP_MIN=0.25 BOX_MIN=1.0 RUNS="n_workers_bundle" timeout 200 scripts/fuzz_throughput.sh "$res/fuzz" 15 8 \
@@ -679,8 +680,7 @@ h25)  # one GPU: the final kernels' shrinks past K = 4096 (70B's four, 8B's down
   done ;;
 h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): the cold suite, then the shrink's tiles
   # and K block where cuBLAS wins
-  cd "${H27_TREE:-.}"; say "tree ${H27_TREE:-.}: impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum \
-| sha256sum | cut -c1-12)"
+  cd "${H27_TREE:-.}"; say "tree ${H27_TREE:-.}: impl/ $(impl_of)"
   cold_suite "${H27_S:-300}"
   one=256/1/128,1024/1/64,1024/1/128,p1x2048/1/64,p1x8192/1/16
   tiles=(--set impl.shrink.GROUP=4,8 --set impl.shrink.BLOCK_N_MAX=64,128 --set impl.shrink.NUM_WARPS=4,8)
@@ -702,8 +702,7 @@ h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .
       >"$res/compare_$layer.log" 2>&1
     say "compare branch with main ($layer): exit $?"; grep geomean "$res/compare_$layer.log" | tee -a "$out/$phase.txt"
   done
-  cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(find impl -name '*.py' | LC_ALL=C sort | xargs sha256sum \
-| sha256sum | cut -c1-12)"
+  cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(impl_of)"
   cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
