@@ -75,8 +75,34 @@ def test_a_load_far_from_every_allocation_is_an_illegal_address_a_near_one_is_no
 
 
 def test_two_programs_storing_one_element_is_a_race():
-    with pytest.raises(Exception, match=r"race: programs \(0, 0, 0\) and \(1, 0, 0\).*'dst' element offset 0"):
+    with pytest.raises(Exception, match=r"race: programs \(1, 0, 0\) and \(0, 0, 0\).*'dst' element offset 0"):
         _same_row_kernel[(2,)](torch.zeros(4), 4, BLOCK=4)
+
+
+@triton.jit
+def _handoff_kernel(parts, counter, total, SEM: tl.constexpr, COUNT: tl.constexpr):
+    """Each program stores a part; with ``COUNT`` the last to count itself done (else every program) adds them up:
+    a hand-off between programs, in small."""
+    tl.store(parts + tl.program_id(0), tl.program_id(0) + 1)
+    offs = tl.arange(0, 4)
+    if COUNT:
+        if tl.atomic_add(counter, 1, sem=SEM, scope="gpu") == tl.num_programs(0) - 1:
+            tl.store(total, tl.sum(tl.load(parts + offs, mask=offs < tl.num_programs(0), other=0), 0))
+    else:
+        tl.store(total + tl.program_id(0), tl.sum(tl.load(parts + offs, mask=offs < tl.num_programs(0), other=0), 0))
+
+
+def test_a_load_of_another_programs_store_needs_an_atomic_between_them():
+    """Released by the storer, acquired by the loader (acq_rel does both): ordered. A relaxed count, a release
+    alone, or no count at all: the load may see the part before it is stored, on a GPU."""
+    parts, counter, total = (torch.zeros(n, dtype=torch.int32) for n in (3, 1, 3))
+    _handoff_kernel[(3,)](parts, counter, total, SEM="acq_rel", COUNT=True)
+    assert total[0] == 1 + 2 + 3 and counter[0] == 3
+    race = r"race: program \(\d, 0, 0\) loads 'parts' element offset \d that program \(\d, 0, 0\) stored, with no"
+    for sem, count in (("relaxed", True), ("release", True), ("acq_rel", False)):
+        counter.zero_()
+        with pytest.raises(Exception, match=race):
+            _handoff_kernel[(3,)](parts, counter, total, SEM=sem, COUNT=count)
 
 
 def test_unchecked_runs_the_planted_bug_silently():

@@ -8,8 +8,13 @@ view itself, not its storage, so that a guard band or a padding column
 around a view counts as out of bounds. Pointers carry their provenance (the
 argument they were derived from), so a lane that strays from ``x`` into a
 neighbouring allocation still counts as out of ``x``. Each store is also recorded per
-program; two programs of one launch storing to one element is a race (the
-kernels use no atomics), which sequential interpretation would hide.
+program; two programs of one launch storing to one element is a race, which
+sequential interpretation would hide. So is a program loading an element
+another program stored, unless an atomic orders the two: the storer released
+(``sem`` release or acq_rel) at an address the loader later acquired (acquire
+or acq_rel), directly or through other programs' atomics at GPU scope, as
+the PTX memory model's release and acquire patterns do (a counter of the
+programs done). Atomics are bounds-checked too.
 Violations raise :class:`MemoryViolation` naming the kernel, the argument,
 the program id and the offending element offsets. A kernel that reads its
 operands' addresses from a pointer table (vLLM's per-slice weights) reaches
@@ -82,6 +87,9 @@ class _Launch:
         tensors = [*args.items(), *(("reachable", t) for t in _state["reachable"])]
         self.views = [_View(name, t) for name, t in tensors if hasattr(t, "data_ptr") and t.numel() > 0]
         self.writer = {}  # element address -> program id that stored it
+        self.stored = set()  # start addresses of the views stored to (loads elsewhere cannot race)
+        self.seen = {}  # program id -> programs whose stores it has acquired (through atomics)
+        self.released = {}  # atomic's address -> programs whose stores a release there published
 
     def check(self, kind, ptrs, mask, program):
         addrs = np.asarray(ptrs.data, dtype=np.uint64)[np.asarray(mask, dtype=bool)].ravel()
@@ -101,7 +109,12 @@ class _Launch:
                 f"{list(view.shape)} (strides {list(view.strides)}): {bad.size} lane(s), "
                 f"element offsets {view.element_offsets(bad[:8])}"
             )
+        if kind == "atomic":
+            return
+        if kind == "load":
+            self.check_ordered(addrs, views, program)
         if kind == "store":
+            self.stored.update(v.start for v in views if v.holds(addrs).any())
             for addr in addrs.tolist():
                 first = self.writer.setdefault(addr, program)
                 if first != program:
@@ -110,6 +123,31 @@ class _Launch:
                         f"{self.kernel}: race: programs {first} and {program} both store '{view.name}' "
                         f"element offset {view.element_offsets(np.array([addr]))[0]}"
                     )
+
+
+    def check_ordered(self, addrs, views, program):
+        """A load of elements another program stored must come after an acquire of that program's release."""
+        if not any(v.start in self.stored for v in views):
+            return
+        seen = self.seen.get(program, ())
+        for addr in addrs.tolist():
+            first = self.writer.get(addr, program)
+            if first != program and first not in seen:
+                view = next(v for v in self.views if v.holds(np.array([addr], dtype=np.uint64))[0])
+                raise MemoryViolation(
+                    f"{self.kernel}: race: program {program} loads '{view.name}' element offset "
+                    f"{view.element_offsets(np.array([addr]))[0]} that program {first} stored, with no atomic "
+                    f"ordering the two (released by the storer, acquired by the loader)"
+                )
+
+    def atomic(self, addrs, sem: str, program):
+        """An atomic at ``addrs`` by ``program``: an acquire takes in what releases there published, a release
+        publishes the stores ``program`` made or acquired."""
+        for addr in addrs.tolist():
+            if "ACQUIRE" in sem:
+                self.seen.setdefault(program, set()).update(self.released.get(addr, ()))
+            if "RELEASE" in sem:
+                self.released.setdefault(addr, set()).update({program, *self.seen.get(program, ())})
 
 
 def install():
@@ -122,6 +160,7 @@ def install():
         return
     builder = interp.InterpreterBuilder
     call, load, store = interp.GridExecutor.__call__, builder.create_masked_load, builder.create_masked_store
+    rmw = builder.create_atomic_rmw
 
     def checked_call(self, *args, **kwargs):
         sig = inspect.signature(self.fn)  # launch options (num_warps, ...) are no kernel arguments
@@ -142,6 +181,16 @@ def install():
         if _state["launch"] is not None:
             _state["launch"].check("store", ptrs, mask.data, tuple(self.grid_idx))
         return store(self, ptrs, value, mask, *rest, **kw)
+
+    def checked_rmw(self, op, ptrs, value, mask, sem, scope):
+        launch = _state["launch"]
+        if launch is not None:
+            program = tuple(self.grid_idx)
+            launch.check("atomic", ptrs, mask.data, program)
+            addrs = np.asarray(ptrs.data, dtype=np.uint64)[np.asarray(mask.data, dtype=bool)].ravel()
+            # GPU scope or wider (the CTA scope orders nothing between programs)
+            launch.atomic(addrs, str(sem) if "CTA" not in str(scope) else "", program)
+        return rmw(self, op, ptrs, value, mask, sem, scope)
 
     implicit_cvt = interp._implicit_cvt
 
@@ -171,6 +220,7 @@ def install():
     interp.GridExecutor.__call__ = checked_call
     builder.create_masked_load = checked_load
     builder.create_masked_store = checked_store
+    builder.create_atomic_rmw = checked_rmw
     interp.GridExecutor._bounds_checked = True
 
 
