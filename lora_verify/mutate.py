@@ -79,14 +79,15 @@ TIMEOUT_S = 1800  # a backstop: a hang is killed by the suite's watchdog (lora_v
 WATCHDOG_S = "300"  # an example of the CI profile takes seconds on the interpreter; a hang is cut at this
 # the CPU's tests on either backend: the interpreter's own tests and the GPU-only tiers are left out, and so is the
 # check of the mutant generator itself (tests/test_generated.py), which reads impl's source: a mutant that drops an
-# early exit also drops that exit's mutants, and generate() then refuses EQUIVALENT's stale name (a false kill)
+# early exit also drops that exit's mutants, and generate() then refuses EQUIVALENT's stale name (a false kill);
+# so is the hand catalogue's (tests/test_mutants.py): a generated mutant may edit the text a hand mutant plants in
 # the compile tests that judge the code's quality (spills), not its results, are left out: a mutant they alone
 # fail (the x load's masked lanes reading 1.0 cost a spill) computes what the contract asks
 QUALITY = [f"--deselect=tests/test_compile.py::{name}" for name in (
     "test_at_real_shapes_the_matmuls_copy_asynchronously_and_spill_nothing",
     "test_the_wide_expand_compiles_at_its_warps_to_wgmma_without_spills")]
 PYTEST = ["-x", "-q", "-p", "lora_verify.mutate", "tests", "lora_verify/suite", "--ignore-glob=*/test_interpreter_*",
-          "--ignore=tests/test_generated.py", *QUALITY, "-m", "not gpu"]
+          "--ignore=tests/test_generated.py", "--ignore=tests/test_mutants.py", *QUALITY, "-m", "not gpu"]
 # --padding: bytes of no-man's land after every allocation, so that a stray past one is not inside the next
 MEMCHECK = ["compute-sanitizer", "--tool", "memcheck", "--padding", "16384", "--error-exitcode", "86",
             "--print-limit", "5"]
