@@ -2,8 +2,9 @@
 
 "unsorted" is the per-sequence layout; "sorted" is impl's routing of it, its tile table included; the
 properties also compare "lookup" (the sorted layout with sglang's fields only, so that the kernels look each
-program's segment up in ``seg_indptr``) and "grouped" (the sorted one with impl grouping work per program,
-and shrink summing its splits in the program, as it does on large batches only: ``GROUPING``).
+program's segment up in ``seg_indptr``), "grouped" (the sorted one with impl grouping work per program, and
+shrink summing its splits in the program, as it does on large batches only: ``GROUPING``) and "grouped_split"
+(grouped, shrink's splits summed by a second kernel, as on large batches of one adapter).
 """
 
 import contextlib
@@ -34,8 +35,9 @@ DEVICE_REFERENCE_MIN_PRODUCTS = int(os.environ.get("LORA_DEVICE_REFERENCE_MIN_PR
 # shrink's table tiles (impl.shrink.tiles_per_program), its splits summed in the program (sums_in_program) and its
 # deeper pipeline (num_stages: compiled only), expand's column tiles (impl.expand.column_tiles_per_program) and its
 # wide row tiles (rows_per_program)
+FUSING = ("FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES")  # of impl.shrink
 GROUPING = {
-    impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", "FUSE_MIN_PROGRAMS", "FUSE_MIN_TILES", "STAGES_MIN_ROWS"),
+    impl.shrink: ("GROUP_MIN_ROWS", "GROUP_MIN_SLOT_ROWS", *FUSING, "STAGES_MIN_ROWS"),
     impl.expand: ("MIN_PROGRAMS", "WIDE_MIN_PROGRAMS", "WIDE_MIN_ROWS", "WIDE_MIN_SEGMENT_ROWS", "WIDE_MIN_RANK",
                   "WIDE_QKV_MIN_RANK"),
 }
@@ -58,7 +60,8 @@ def sorted_layout(case: Case):
 
 
 def layout_info(case: Case, layout: str):
-    """The batch info of ``layout``: "unsorted", "sorted", "lookup" or "grouped" (see the module docstring)."""
+    """The batch info of ``layout``: "unsorted", "sorted", "lookup", "grouped" or "grouped_split" (see the module
+    docstring)."""
     if layout == "unsorted":
         return case.batch_info
     info = sorted_layout(case)
@@ -68,11 +71,12 @@ def layout_info(case: Case, layout: str):
 
 
 @contextlib.contextmanager
-def grouping_forced():
-    """impl groups work per program on every batch, however small (thresholds at 0), for the duration."""
+def grouping_forced(fused: bool = True):
+    """impl groups work per program on every batch, however small (thresholds at 0), for the duration; with
+    ``fused``, shrink's programs also sum their splits (else a split launch stays one, as at its thresholds)."""
     saved = {(m, name): getattr(m, name) for m, names in GROUPING.items() for name in names}
     for m, name in saved:
-        setattr(m, name, 0)
+        setattr(m, name, 0 if fused or name not in FUSING else 1 << 62)
     try:
         yield
     finally:
@@ -89,7 +93,8 @@ def call(module, case: Case, batch_info, x=None, base=None):
 
 def run(module, case: Case, layout: str) -> torch.Tensor:
     """Calls the op of ``module`` on ``case`` in ``layout``; returns the output (the base view if in place)."""
-    with grouping_forced() if layout == "grouped" else contextlib.nullcontext():
+    grouped = layout in ("grouped", "grouped_split")
+    with grouping_forced(fused=layout == "grouped") if grouped else contextlib.nullcontext():
         return call(module, case, layout_info(case, layout), base=case.base)
 
 

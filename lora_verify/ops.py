@@ -60,6 +60,8 @@ class OpInfo:
     cost: int  # relative cost of one example on the interpreter: cheap operations are checked first
     bench: Callable  # (Layer) -> {benchmark label: Dims}: its shapes in a real layer
     breaks: tuple = ()  # bad-input cases of its own (lora_verify.errors.BREAKS holds those of every op)
+    # the sorted layout's variants (lora_verify.properties.SORTED_VARIANTS) its kernel has paths for
+    sorted_variants: tuple = ("sorted", "lookup", "grouped")
 
     def __repr__(self):
         return self.name
@@ -230,6 +232,7 @@ OPS = [
             Break("stack_num 4", "stack_num", Bad, arg("stack_num", lambda s, c: 4)),
             Break("stack_num float", "stack_num", BadType, arg("stack_num", lambda s, c: float(s))),
         ),
+        sorted_variants=("sorted", "lookup", "grouped", "grouped_split"),  # grouped programs' splits, not fused
     ),
     _expand_entry(
         "sgemm_lora_b_fwd",

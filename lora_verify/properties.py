@@ -77,21 +77,23 @@ def _differing(a, b, defined):
 
 
 # the sorted layout's variants that must give unsorted's bits: the layout (lora_verify.layouts) -> its name in messages
-SORTED_VARIANTS = {"sorted": "sorted", "lookup": "sorted without its tile table", "grouped": "grouped"}
+SORTED_VARIANTS = {"sorted": "sorted", "lookup": "sorted without its tile table", "grouped": "grouped",
+                   "grouped_split": "grouped, its splits summed by a second kernel"}
 
 
 def sorted_matches_unsorted(module, case, layout, tally, profile, part=None):
     """The sorted layout gives unsorted's bits on every defined cell; so do the sorted layout without its tile
     table ("lookup") and with the work grouped per program as on large batches ("grouped": several table tiles
-    for shrink, several column tiles for expand), whose other properties follow from this one; an in-place
-    output's whole buffer, guard bands included, is the same. ``part`` (a key of ``SORTED_VARIANTS``) checks
-    that variant alone: the suite gives each its own test, so that a compiled run compiles one variant's
-    kernels per test; None checks all three."""
+    for shrink, its splits summed in the program, several column tiles for expand; "grouped_split": shrink's
+    grouped programs with their splits summed by a second kernel), whose other properties follow from
+    this one; an in-place output's whole buffer, guard bands included, is the same. ``part`` (a key of
+    ``SORTED_VARIANTS``) checks that variant alone: the suite gives each its own test, so that a compiled run
+    compiles one variant's kernels per test; None checks every variant of the operation's (``sorted_variants``)."""
     with tally.check(case.op.name, layout, "sorted == unsorted"):
         unsorted_case = case.fresh()
         unsorted = run(module, unsorted_case, "unsorted")
         defined = defined_cells(case)
-        for kind in (part,) if part else SORTED_VARIANTS:
+        for kind in (part,) if part else case.op.sorted_variants:
             name, other_case = SORTED_VARIANTS[kind], case.fresh()
             diff = _differing(unsorted, run(module, other_case, kind), defined)
             assert not diff, f"{name} and unsorted differ at (token, column) {diff}"

@@ -317,6 +317,8 @@ def _regimes():
         Regime("_shrink_kernel", "fused: several splits, grouped",
                lambda f: f["fused"] and f["splits"] > 1 and f["group"] > 1, MIN),
         Regime("_shrink_kernel", "splits summed by a second kernel", lambda f: not f["fused"], MIN),
+        Regime("_shrink_kernel", "grouped: splits summed by a second kernel",
+               lambda f: not f["fused"] and f["group"] > 1, MIN),
         Regime("_shrink_kernel", f"deeper pipeline ({shrink.STAGES_LONG} stages; compiled only)",
                lambda f: f["stages"] == shrink.STAGES_LONG, MIN),
         Regime("_sum_splits_kernel", "splits padded to a power of two (masked)", lambda f: f["padded"], MIN),

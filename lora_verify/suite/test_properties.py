@@ -38,16 +38,18 @@ def drawn(data, op, dtypes) -> list:
     return data.draw(bundles(op.dims, tuple(dtypes), op.ranks), label="batches")
 
 
-CHECKS = [
-    pytest.param(p.name, layout, part, id="-".join([p.name.replace(" ", "_"), layout, *([part] if part else [])]))
+CHECKS = [  # a part of the operation's own (sorted == unsorted: its sorted variants)
+    pytest.param(op, p.name, layout, part,
+                 id="-".join([op.name, p.name.replace(" ", "_"), layout, *([part] if part else [])]))
     for p in PROPERTIES
     for layout in p.layouts
+    for op in OPS
     for part in p.parts or (None,)
+    if part is None or part in op.sorted_variants
 ]
 
 
-@pytest.mark.parametrize(("prop_name", "layout", "part"), CHECKS)
-@pytest.mark.parametrize("op", OPS, ids=repr)
+@pytest.mark.parametrize(("op", "prop_name", "layout", "part"), CHECKS)
 @given(data=st.data())
 def test_property(op, prop_name, layout, part, impl_module, profile, device, verdicts, case_dir, data):
     prop = PROPERTIES_BY_NAME[prop_name]
