@@ -148,9 +148,13 @@
 #                  split shrink's second launch (benchmarks/split_sum.py), the shrink's tiles (GROUP 4 or 8 x
 #                  BLOCK_N_MAX 64 or 128 x NUM_WARPS 4 or 8) and K block (BLOCK_K_LONG 64 or 128 x K_BLOCKS_PER_SPLIT
 #                  4 or 8).
-# h28 (~9.5 min, one GPU; .carry/branch_tree = `git archive candidate/two-level-sums impl`): the refitted two-level
-#                  sums' shrinks against main's side by side (full grid, both layers), then the whole suite, cold,
-#                  in the time left, in tree H28_TREE (default this one; .carry/branch_full: the branch's).
+# h28 (~9.5 min, one GPU; .carry/branch_tree = `git archive BRANCH impl`, scripts/carry.sh): a branch's shrinks
+#                  against main's side by side (full grid, both layers; nineteenth session candidate/two-level-sums,
+#                  twentieth candidate/single-launch-shrink), then the whole suite, cold, in the time left, in tree
+#                  H28_TREE (default this one; .carry/branch_full: the branch's).
+# h29 (~7 min, one GPU): the four shrinks on the 14 one-adapter shapes of each layer, cuBLAS beside, this tree's
+#                  impl/ and .carry/main_tree's in turn (benchmarks/tune.py at today's GROUP: one setting), stopped
+#                  at H29_END s (560).
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -704,6 +708,22 @@ h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .
   done
   cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(impl_of)"
   cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
+h29)  # one GPU: the shrinks beside cuBLAS on the one-adapter shapes, this tree's impl/ and main's in turn
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  main_copy=$(mktemp -d)/tree; mkdir -p "$main_copy"  # this tree with main's impl/
+  tar -c --exclude=./.out --exclude=./impl . | tar -x -C "$main_copy"; cp -r .carry/main_tree/impl "$main_copy"/
+  one=$(printf '%s,' {64,256,1024}/1/{8,16,64,128})p1x2048/1/64,p1x8192/1/16
+  runs=4; here=$PWD
+  for layer in 8b 70b; do
+    for tree in "$here" "$main_copy"; do
+      left=$(((${H29_END:-560} - SECONDS) / runs)); runs=$((runs - 1))
+      name=${layer}_$([ "$tree" = "$here" ] && echo this || echo main)
+      cd "$tree"; say "$name: impl/ $(impl_of)"
+      tune "$left" "$name" --grid full --layer $layer --phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
+        --peer cuBLAS --layouts sorted --shapes "$one" --set impl.shrink.GROUP=4 --rep 10
+    done
+  done
+  cd "$here" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
