@@ -700,7 +700,7 @@ h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): th
 h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .carry/main_tree side by side, then
   # the whole suite, cold, in tree H28_TREE (this one; .carry/branch_full: the branch's) in the time left
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  for part in 8b:150 70b:90; do
+  for part in ${H28_PARTS:-8b:150 70b:90}; do  # LAYER:SECONDS each
     layer=${part%:*}; timeout ${part#*:} python3 -m benchmarks.compare .carry/main_tree --new .carry/branch_tree \
       --grid full --layer $layer --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --shapes all --rep 10 \
       >"$res/compare_$layer.log" 2>&1
