@@ -697,7 +697,7 @@ h27)  # one GPU, in tree H27_TREE (this one; .carry/branch_full: a branch's): th
     --peer cuBLAS --layouts sorted --shapes $one "${tiles[@]}" --rep 10
   tune $((565 - SECONDS)) blockk_8b --grid full --layer 8b --phase all --ops shrink,qkv_shrink,gate_up_shrink \
     --peer cuBLAS --layouts sorted --shapes $one "${blockk[@]}" --rep 10 ;;
-h28)  # one GPU: the two-level sums' branch (.carry/branch_tree) timed against .carry/main_tree side by side, then
+h28)  # one GPU: a branch (.carry/branch_tree) timed against .carry/main_tree side by side, then
   # the whole suite, cold, in tree H28_TREE (this one; .carry/branch_full: the branch's) in the time left
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   for part in ${H28_PARTS:-8b:150 70b:90}; do  # LAYER:SECONDS each
