@@ -124,7 +124,6 @@ class _Launch:
                         f"element offset {view.element_offsets(np.array([addr]))[0]}"
                     )
 
-
     def check_ordered(self, addrs, views, program):
         """A load of elements another program stored must come after an acquire of that program's release."""
         if not any(v.start in self.stored for v in views):
