@@ -72,8 +72,9 @@ def layout_info(case: Case, layout: str):
 
 @contextlib.contextmanager
 def grouping_forced(fused: bool = True):
-    """impl groups work per program on every batch, however small (thresholds at 0), for the duration; with
-    ``fused``, shrink's programs also sum their splits (else a split launch stays one, as at its thresholds)."""
+    """impl groups work per program on every batch, however small (thresholds at 0), for the duration; shrink's
+    programs then sum all their splits themselves on every batch (``fused``) or on none (their thresholds out of
+    reach: the splits summed outside the programs)."""
     saved = {(m, name): getattr(m, name) for m, names in GROUPING.items() for name in names}
     for m, name in saved:
         setattr(m, name, 0 if fused or name not in FUSING else 1 << 62)

@@ -91,7 +91,8 @@ class _Launch:
         self.seen = {}  # program id -> programs whose stores it has acquired (through atomics)
         self.released = {}  # atomic's address -> programs whose stores a release there published
 
-    def check(self, kind, ptrs, mask, program):
+    def check(self, kind, ptrs, mask, program, sem=""):
+        """Bounds, then per ``kind``: a load's ordering, a store's race, an atomic's ``sem`` (``atomic``)."""
         addrs = np.asarray(ptrs.data, dtype=np.uint64)[np.asarray(mask, dtype=bool)].ravel()
         if addrs.size == 0:
             return
@@ -110,6 +111,7 @@ class _Launch:
                 f"element offsets {view.element_offsets(bad[:8])}"
             )
         if kind == "atomic":
+            self.atomic(addrs, sem, program)
             return
         if kind == "load":
             self.check_ordered(addrs, views, program)
@@ -182,13 +184,9 @@ def install():
         return store(self, ptrs, value, mask, *rest, **kw)
 
     def checked_rmw(self, op, ptrs, value, mask, sem, scope):
-        launch = _state["launch"]
-        if launch is not None:
-            program = tuple(self.grid_idx)
-            launch.check("atomic", ptrs, mask.data, program)
-            addrs = np.asarray(ptrs.data, dtype=np.uint64)[np.asarray(mask.data, dtype=bool)].ravel()
-            # GPU scope or wider (the CTA scope orders nothing between programs)
-            launch.atomic(addrs, str(sem) if "CTA" not in str(scope) else "", program)
+        if _state["launch"] is not None:  # GPU scope or wider orders programs (the CTA scope orders none)
+            _state["launch"].check("atomic", ptrs, mask.data, tuple(self.grid_idx),
+                                   str(sem) if "CTA" not in str(scope) else "")
         return rmw(self, op, ptrs, value, mask, sem, scope)
 
     implicit_cvt = interp._implicit_cvt
