@@ -152,9 +152,9 @@
 #                  against main's side by side (full grid, both layers; nineteenth session candidate/two-level-sums,
 #                  twentieth candidate/single-launch-shrink), then the whole suite, cold, in the time left, in tree
 #                  H28_TREE (default this one; .carry/branch_full: the branch's).
-# h29 (~7 min, one GPU): the four shrinks on the 14 one-adapter shapes of each layer, cuBLAS beside, this tree's
-#                  impl/ and .carry/main_tree's in turn (benchmarks/tune.py at today's GROUP: one setting), stopped
-#                  at H29_END s (560).
+# h29 (~5 min, one GPU): Nsight Compute on the one-adapter shapes cuBLAS wins by most (8B), our sorted launches and
+#                  cuBLAS's kernels side by side (benchmarks/ncu_case.py: duration, DRAM / memory / SM throughput,
+#                  registers, occupancy); a table per shape, the raw CSV beside it. Each shape stops at H29_EACH s (90).
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -708,22 +708,19 @@ h28)  # one GPU: a branch (.carry/branch_tree) timed against .carry/main_tree si
   done
   cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(impl_of)"
   cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
-h29)  # one GPU: the shrinks beside cuBLAS on the one-adapter shapes, this tree's impl/ and main's in turn
+h29)  # one GPU: ncu, ours (sorted) and cuBLAS, on the one-adapter shapes cuBLAS wins by most
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  main_copy=$(mktemp -d)/tree; mkdir -p "$main_copy"  # this tree with main's impl/
-  tar -c --exclude=./.out --exclude=./impl . | tar -x -C "$main_copy"; cp -r .carry/main_tree/impl "$main_copy"/
-  one=$(printf '%s,' {64,256,1024}/1/{8,16,64,128})p1x2048/1/64,p1x8192/1/16
-  runs=4; here=$PWD
-  for layer in 8b 70b; do
-    for tree in "$here" "$main_copy"; do
-      left=$(((${H29_END:-560} - SECONDS) / runs)); runs=$((runs - 1))
-      name=${layer}_$([ "$tree" = "$here" ] && echo this || echo main)
-      cd "$tree"; say "$name: impl/ $(impl_of)"
-      tune "$left" "$name" --grid full --layer $layer --phase all --ops shrink,qkv_shrink,gate_up_shrink,down_shrink \
-        --peer cuBLAS --layouts sorted --shapes "$one" --set impl.shrink.GROUP=4 --rep 10
-    done
-  done
-  cd "$here" ;;
+  for case in qkv_shrink:1024/1/128 down_shrink:1024/1/64 shrink:1024/1/128 qkv_expand:1024/1/128 \
+      expand:1024/1/64 gate_up_expand:64/1/128; do
+    op=${case%%:*}; shape=${case#*:}; name=${op}_${shape//\//-}
+    timeout ${H29_EACH:-90} ncu --clock-control none --profile-from-start off --csv --page details \
+      --section SpeedOfLight --section LaunchStats --section Occupancy python3 -m benchmarks.ncu_case \
+      --layer 8b --ops "$op" --shape "$shape" --layouts sorted --cublas --calls 2 >"$res/ncu_$name.csv" \
+      2>"$res/ncu_$name.log"
+    say "ncu $op $shape: exit $?"
+    python3 -m benchmarks.ncu_case --table "$res/ncu_$name.csv" >"$res/ncu_$name.md" 2>>"$res/ncu_$name.log"
+    tee -a "$out/$phase.txt" <"$res/ncu_$name.md"
+  done ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn

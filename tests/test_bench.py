@@ -257,3 +257,27 @@ def test_split_sum_times_the_call_with_and_without_its_sum_launch(tmp_path, monk
     assert rows[:2] == [["4/1/16", "2", "2.00", "1.00", "1.00"], ["8/3/16", "2", "2.00", "1.00", "1.00"]], rows
     assert "| 4/1/16 | 2 | 2.00 | 1.00 | 1.00 | 0.50 | 0.50 |" in out.read_text()  # cuBLAS: one adapter
     assert rows[2][0] == "geomean without sum / ours" and shrink._sum_splits_kernel is kept
+
+
+def test_ncu_case_renders_a_row_per_launch_from_ncus_csv(tmp_path, capsys, monkeypatch):
+    from benchmarks import ncu_case
+
+    head = ["ID", "Process ID", "Kernel Name", "Block Size", "Grid Size", "Section Name", "Metric Name",
+            "Metric Unit", "Metric Value"]
+    rows = [["0", "7", "_expand_kernel", "(128, 1, 1)", "(16, 1, 48)", "GPU Speed Of Light Throughput",
+             "Duration", "usecond", "27.55"],
+            ["0", "7", "_expand_kernel", "(128, 1, 1)", "(16, 1, 48)", "Launch Statistics",
+             "Registers Per Thread", "register/thread", "72"],
+            ["1", "7", "nvjet_hsh_128x64(int)", "(384, 1, 1)", "(96, 1, 1)", "GPU Speed Of Light Throughput",
+             "Duration", "nsecond", "4,350.00"],
+            ["1", "7", "nvjet_hsh_128x64(int)", "(384, 1, 1)", "(96, 1, 1)", "GPU Speed Of Light Throughput",
+             "DRAM Throughput", "%", "61.2"]]
+    path = tmp_path / "profile.csv"
+    path.write_text("==PROF== Connected to process 7\n" + "\n".join(
+        ",".join(f'"{cell}"' for cell in row) for row in [head, *rows]) + "\n")
+    monkeypatch.setattr("sys.argv", ["ncu_case", "--table", str(path)])
+    ncu_case.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| kernel | grid | block | us | DRAM % |") and len(lines) == 4
+    assert lines[2] == "| _expand_kernel | (16, 1, 48) | (128, 1, 1) | 27.55 |  |  |  | 72 |  |"
+    assert lines[3] == "| nvjet_hsh_128x64 | (96, 1, 1) | (384, 1, 1) | 4.35 | 61.2 |  |  |  |  |"
