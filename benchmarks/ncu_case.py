@@ -24,7 +24,7 @@ COLUMNS = (  # (heading, ncu's metric name): SpeedOfLight, LaunchStats, Occupanc
     ("regs", "Registers Per Thread"),
     ("occupancy %", "Achieved Occupancy"),
 )
-US = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3}  # a duration's unit, in us
+US = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}  # ncu's units of a duration, in us
 
 
 def table(rows) -> str:

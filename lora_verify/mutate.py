@@ -80,8 +80,8 @@ WATCHDOG_S = "300"  # an example of the CI profile takes seconds on the interpre
 # the CPU's tests on either backend: the interpreter's own tests and the GPU-only tiers are left out, and so is the
 # check of the mutant generator itself (tests/test_generated.py), which reads impl's source: a mutant that drops an
 # early exit also drops that exit's mutants, and generate() then refuses EQUIVALENT's stale name (a false kill);
-# so is the hand catalogue's (tests/test_mutants.py): a generated mutant may edit the text a hand mutant plants in
-# the compile tests that judge the code's quality (spills), not its results, are left out: a mutant they alone
+# so is the hand catalogue's (tests/test_mutants.py): a generated mutant may edit the text a hand mutant plants in.
+# The compile tests that judge the code's quality (spills), not its results, are left out too: a mutant they alone
 # fail (the x load's masked lanes reading 1.0 cost a spill) computes what the contract asks
 QUALITY = [f"--deselect=tests/test_compile.py::{name}" for name in (
     "test_at_real_shapes_the_matmuls_copy_asynchronously_and_spill_nothing",

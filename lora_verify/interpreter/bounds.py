@@ -120,11 +120,14 @@ class _Launch:
             for addr in addrs.tolist():
                 first = self.writer.setdefault(addr, program)
                 if first != program:
-                    view = next(v for v in self.views if v.holds(np.array([addr], dtype=np.uint64))[0])
                     raise MemoryViolation(
-                        f"{self.kernel}: race: programs {first} and {program} both store '{view.name}' "
-                        f"element offset {view.element_offsets(np.array([addr]))[0]}"
+                        f"{self.kernel}: race: programs {first} and {program} both store {self.element(addr)}"
                     )
+
+    def element(self, addr) -> str:
+        """``'name' element offset N``: the argument holding ``addr`` and the element's offset in it."""
+        view = next(v for v in self.views if v.holds(np.array([addr], dtype=np.uint64))[0])
+        return f"'{view.name}' element offset {view.element_offsets(np.array([addr]))[0]}"
 
     def check_ordered(self, addrs, views, program):
         """A load of elements another program stored must come after an acquire of that program's release."""
@@ -134,11 +137,9 @@ class _Launch:
         for addr in addrs.tolist():
             first = self.writer.get(addr, program)
             if first != program and first not in seen:
-                view = next(v for v in self.views if v.holds(np.array([addr], dtype=np.uint64))[0])
                 raise MemoryViolation(
-                    f"{self.kernel}: race: program {program} loads '{view.name}' element offset "
-                    f"{view.element_offsets(np.array([addr]))[0]} that program {first} stored, with no atomic "
-                    f"ordering the two (released by the storer, acquired by the loader)"
+                    f"{self.kernel}: race: program {program} loads {self.element(addr)} that program {first} "
+                    f"stored, with no atomic ordering the two (released by the storer, acquired by the loader)"
                 )
 
     def atomic(self, addrs, sem: str, program):
