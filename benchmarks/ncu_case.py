@@ -20,11 +20,15 @@ COLUMNS = (  # (heading, ncu's metric name): SpeedOfLight, LaunchStats, Occupanc
     ("us", "Duration"),
     ("DRAM %", "DRAM Throughput"),
     ("memory %", "Memory Throughput"),
+    ("L2 %", "L2 Cache Throughput"),
     ("SM %", "Compute (SM) Throughput"),
     ("regs", "Registers Per Thread"),
+    ("smem KB", "Dynamic Shared Memory Per Block"),
+    ("waves", "Waves Per SM"),
     ("occupancy %", "Achieved Occupancy"),
 )
-US = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}  # ncu's units of a duration, in us
+# ncu's units of a duration, in us: the lent GPU's ncu writes ns and us, older releases nsecond and usecond
+US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}
 
 
 def table(rows) -> str:

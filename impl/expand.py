@@ -17,6 +17,7 @@ NUM_STAGES = 3  # loads of a program's next column tiles in flight while one is 
 # column tiles per program double (up to 8) while at least this many programs remain (about 3 per SM of an
 # H100); measured (docs/experiments/compare_expand_columns_h100.txt): 0.54-0.8 of one tile per program at rank 64
 MIN_PROGRAMS, MAX_COLUMN_TILES = 384, 8
+VECTOR = tl.constexpr(8)  # output elements per vector access, 16 bytes of bfloat16 (float32 needs 4 of them)
 
 
 @triton.jit
@@ -79,6 +80,23 @@ def _expand_kernel(
     scaling = tl.load(scalings + slot)
     w_slot = w + slot.to(tl.int64) * w_stride_l
     n_end = tl.minimum(n_first + group_size, tl.cdiv(n_width, BLOCK_N))
+    if not OFFSETS_IN_TENSOR:  # j * slice_width: the compiler knows the columns' alignment from slice_width's
+        _columns(xs, scaling, w_slot, out, rows, row_mask, n_start, n_width, n_first, n_end, offs_k, k_mask,
+                 w_stride_n, out_stride, BLOCK_N, EVEN_K, STAGES)
+    elif (n_start | n_width) % VECTOR == 0:  # a slice on vector boundaries (every real model's q, k, v): as
+        # multiples of VECTOR the compiler sees them aligned and loads and stores the output in vectors (offsets
+        # read from a tensor: single elements otherwise)
+        _columns(xs, scaling, w_slot, out, rows, row_mask, n_start // VECTOR * VECTOR, n_width // VECTOR * VECTOR,
+                 n_first, n_end, offs_k, k_mask, w_stride_n, out_stride, BLOCK_N, EVEN_K, STAGES)
+    else:
+        _columns(xs, scaling, w_slot, out, rows, row_mask, n_start, n_width, n_first, n_end, offs_k, k_mask,
+                 w_stride_n, out_stride, BLOCK_N, EVEN_K, STAGES)
+
+
+@triton.jit
+def _columns(xs, scaling, w_slot, out, rows, row_mask, n_start, n_width, n_first, n_end, offs_k, k_mask, w_stride_n,
+             out_stride, BLOCK_N: tl.constexpr, EVEN_K: tl.constexpr, STAGES: tl.constexpr):
+    """Column tiles ``n_first`` to ``n_end`` of the slice at ``n_start``: ``out += scaling * xs @ W[cols].T``."""
     for n_tile in tl.range(n_first, n_end, num_stages=STAGES):
         offs_n = n_tile * BLOCK_N + tl.arange(0, BLOCK_N)
         n_mask = offs_n < n_width
@@ -94,7 +112,6 @@ def _expand_kernel(
         base = tl.load(out_ptrs, mask=out_mask, other=0.0)
         result = base.to(tl.float32) + acc * scaling
         tl.store(out_ptrs, result.to(out.dtype.element_ty), mask=out_mask)
-
 
 def expand_blocks(R: int, wide: bool = False) -> tuple:
     """``(BLOCK_N, BLOCK_K)``: the whole rank in one block; functions of the weights' shape alone. The wide launch

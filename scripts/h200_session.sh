@@ -155,6 +155,11 @@
 # h29 (~5 min, one GPU): Nsight Compute on the one-adapter shapes cuBLAS wins by most (8B), our sorted launches and
 #                  cuBLAS's kernels side by side (benchmarks/ncu_case.py: duration, DRAM / memory / SM throughput,
 #                  registers, occupancy); a table per shape, the raw CSV beside it. Each shape stops at H29_EACH s (90).
+# h30 (~7 min, one GPU; .carry/branch_tree: candidate/qkv-vectors, .carry/variant_tree: the same but every qkv slice
+#                  taken as aligned, wrong on unaligned offsets, timed only): qkv expand with its aligned slices' output
+#                  in vectors against main's (full grid, both layers, every shape), against the variant (what the
+#                  unaligned fallback's registers cost), then expand's wide launch from 64 rows (WIDE_MIN_ROWS 64,
+#                  three expands, 8B decode), then ncu on qkv expand 1024/1/128 as h29.
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -721,6 +726,25 @@ h29)  # one GPU: ncu, ours (sorted) and cuBLAS, on the one-adapter shapes cuBLAS
     python3 -m benchmarks.ncu_case --table "$res/ncu_$name.csv" >"$res/ncu_$name.md" 2>>"$res/ncu_$name.log"
     tee -a "$out/$phase.txt" <"$res/ncu_$name.md"
   done ;;
+h30)  # one GPU: qkv expand's vectors (branch) against main, the unaligned fallback's cost, the wide launch from 64 rows
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  cmp() {  # LIMIT NAME ARGS...: benchmarks.compare, its geomeans in the summary
+    local limit=$1 name=$2; shift 2
+    timeout "$limit" python3 -m benchmarks.compare "$@" --grid full --rep 10 >"$res/compare_$name.log" 2>&1
+    say "compare $name: exit $?"; grep geomean "$res/compare_$name.log" | tee -a "$out/$phase.txt"
+  }
+  for layer in 8b 70b; do
+    cmp 100 "qkv_$layer" .carry/main_tree --new .carry/branch_tree --layer $layer --ops qkv_expand --shapes all
+  done
+  cmp 80 qkv_variant_8b .carry/branch_tree --new .carry/variant_tree --layer 8b --ops qkv_expand --shapes all
+  cmp 150 wide64_8b .carry/branch_tree --new .carry/branch_tree --set impl.expand.WIDE_MIN_ROWS=64 --layer 8b \
+    --ops expand,gate_up_expand,qkv_expand --shapes decode
+  (cd .carry/branch_full && timeout 60 ncu --clock-control none --profile-from-start off --csv --page details \
+    --section SpeedOfLight --section LaunchStats --section Occupancy python3 -m benchmarks.ncu_case --layer 8b \
+    --ops qkv_expand --shape 1024/1/128 --layouts sorted --cublas --calls 2 >"$res/ncu_qkv_expand.csv" \
+    2>"$res/ncu_qkv_expand.log")
+  say "ncu qkv_expand 1024/1/128 (branch): exit $?"
+  python3 -m benchmarks.ncu_case --table "$res/ncu_qkv_expand.csv" | tee "$res/ncu_qkv_expand.md" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
