@@ -185,7 +185,7 @@ def sample(mutants: list, size: int, seed: int) -> list:
 
 
 EQUIVALENT = {  # name -> why no input of the contract can tell it from the original (docs/mutants.md)
-    "expand._expand_kernel.L94.other.0": (
+    "expand._columns.L112.other.0": (
         "base's masked lanes read 1.0 instead of 0.0: they are the lanes off the row or column mask, and the store "
         "of their result uses the same mask (out_mask): nothing of them is written"
     ),
@@ -251,30 +251,30 @@ EQUIVALENT = {  # name -> why no input of the contract can tell it from the orig
         "n_tile * BLOCK_N > n_valid instead of >=: the program whose column tile starts at n_valid runs on with an "
         "all-false column mask: W is not read, no partial is stored"
     ),
-    "expand._expand_kernel.L71.cmp.1": (
+    "expand._expand_kernel.L72.cmp.1": (
         "rows_left < 0 instead of <= 0: a program with no rows runs on with an all-false row mask: x, base and the "
         "output are masked; W is read from a valid slot (an idle table tile is slot 0; without a table its "
         "segment's), and nothing is stored"
     ),
-    "expand._expand_kernel.L73.cmp.0": (
+    "expand._expand_kernel.L74.cmp.0": (
         "n_first * BLOCK_N > n_width instead of >=: when equal, n_end = min(n_first + group_size, cdiv(n_width, "
         "BLOCK_N)) = n_first, so the column loop runs no iteration: only x and the scaling are read"
     ),
-    "expand._expand_kernel.L73.exit.1": (
+    "expand._expand_kernel.L74.exit.1": (
         "without the exit a program whose first column tile is past its slice's width reaches a column loop whose "
         "end, min(n_first + group_size, cdiv(n_width, BLOCK_N)), is at or before n_first: no iteration, nothing "
         "stored"
     ),
-    "expand._expand_kernel.L78.other.0": (
+    "expand._expand_kernel.L79.other.0": (
         "x's masked lanes read 1.0 instead of 0.0: past the rank they meet W lanes that are 0.0 on both load paths "
         "(tl.where on the rank mask, or the load's mask), adding 1 * 0; rows off the row mask feed only outputs "
         "whose store is masked"
     ),
-    "expand._expand_kernel.L88.other.0": (
+    "expand._columns.L106.other.0": (
         "W's column-masked lanes read 1.0 instead of 0.0 (the rank's lanes are zeroed by the tl.where after the "
         "load): they feed only accumulator columns past the slice's width, whose store is masked (n_mask)"
     ),
-    "expand._expand_kernel.L90.other.0": (
+    "expand._columns.L108.other.0": (
         "W's masked lanes read 1.0 instead of 0.0: past the rank they meet x lanes masked to 0.0 (the same rank "
         "mask), adding 0 * 1; past the slice's width they feed only columns whose store is masked"
     ),

@@ -110,6 +110,9 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         widths = [hi - lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
     else:
         widths = [a["slice_width"]] * slices
+        offsets = [j * a["slice_width"] for j in range(slices + 1)]
+    vector = _expand_constants().VECTOR.value
+    on_vectors = [lo % vector == 0 and hi % vector == 0 for lo, hi in zip(offsets, offsets[1:], strict=False)]
     tiles_per_slice = triton.cdiv(a["slice_width"], block_n)
     ranks = [f["ranks"][s] for s in f["slots"]]
     return dict(
@@ -118,6 +121,8 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         block_s=a["BLOCK_S"],
         widened=block_n > _expand_constants().expand_blocks(a["BLOCK_K"])[0],  # the wide launch's column tile
         qkv=a["OFFSETS_IN_TENSOR"],
+        qkv_on_vectors=a["OFFSETS_IN_TENSOR"] and any(on_vectors),  # its columns loaded and stored in vectors
+        qkv_off_vectors=a["OFFSETS_IN_TENSOR"] and not all(on_vectors),  # element by element
         groups_per_slice=per_slice,
         clipped=tiles_per_slice % group != 0,  # a slice's last group has fewer tiles than the others
         narrow_exit=any(triton.cdiv(w, block_n) <= (per_slice - 1) * group for w in widths),
@@ -333,6 +338,10 @@ def _regimes():
         Regime("_expand_kernel", f"wide, column tile widened to {expand.WIDE_BLOCK_N}", lambda f: f["widened"], MIN),
         Regime("_expand_kernel", "wide, qkv's slices (output_offset)",
                lambda f: f["block_s"] == expand.WIDE_ROWS and f["qkv"], MIN),
+        Regime("_expand_kernel", f"qkv: a slice on {expand.VECTOR.value}-column boundaries (vectors)",
+               lambda f: f["qkv_on_vectors"], MIN),
+        Regime("_expand_kernel", f"qkv: a slice off {expand.VECTOR.value}-column boundaries (elements)",
+               lambda f: f["qkv_off_vectors"], MIN),
         Regime("_expand_kernel", "several column groups per slice", lambda f: f["groups_per_slice"] > 1, MIN),
         Regime("_expand_kernel", "a slice's last group clipped", lambda f: f["clipped"], MIN),
         Regime("_expand_kernel", "groups past a narrower slice (exit)", lambda f: f["narrow_exit"], MIN),

@@ -160,6 +160,8 @@
 #                  in vectors against main's (full grid, both layers, every shape), against the variant (what the
 #                  unaligned fallback's registers cost), then expand's wide launch from 64 rows (WIDE_MIN_ROWS 64,
 #                  three expands, 8B decode), then ncu on qkv expand 1024/1/128 as h29.
+# h31 (~9.5 min, one GPU): the final kernels (qkv's vectors): h9's cold suite (H31_S s, 330), then the full grid's qkv
+#                  expand (both layers) against every peer, cuBLAS beside the one-adapter shapes, in the time left.
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -745,6 +747,12 @@ h30)  # one GPU: qkv expand's vectors (branch) against main, the unaligned fallb
     2>"$res/ncu_qkv_expand.log")
   say "ncu qkv_expand 1024/1/128 (branch): exit $?"
   python3 -m benchmarks.ncu_case --table "$res/ncu_qkv_expand.csv" | tee "$res/ncu_qkv_expand.md" >>"$out/$phase.txt" ;;
+h31)  # one GPU: the cold suite on this tree, then qkv expand's rows of the full grid
+  cold_suite "${H31_S:-330}"
+  left=$((570 - SECONDS))
+  LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
+    --ops qkv_expand --budget-s $((left - 60)) --out "$res/bench" >"$res/bench.log" 2>&1
+  say "bench full, qkv_expand: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
