@@ -88,9 +88,9 @@ def _expand_kernel(
         # read from a tensor: single elements otherwise)
         _columns(xs, scaling, w_slot, out, rows, row_mask, n_start // VECTOR * VECTOR, n_width // VECTOR * VECTOR,
                  n_first, n_end, offs_k, k_mask, w_stride_n, out_stride, BLOCK_N, EVEN_K, STAGES)
-    else:
+    else:  # one tile at a time: a pipeline's buffers here would add to the vector loop's (no real shape comes here)
         _columns(xs, scaling, w_slot, out, rows, row_mask, n_start, n_width, n_first, n_end, offs_k, k_mask,
-                 w_stride_n, out_stride, BLOCK_N, EVEN_K, STAGES)
+                 w_stride_n, out_stride, BLOCK_N, EVEN_K, 1)
 
 
 @triton.jit

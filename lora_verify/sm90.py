@@ -155,8 +155,9 @@ def launches(max_rank: int) -> dict:
         for wide in (False, True):  # with two column tiles a program or more: the most loads in flight
             options = expand.launch_options(R, wide, group=2)
             warps = options.pop("num_warps")
-            case = "expand-lookup-uniform" if wide else "expand-sorted-uniform"
-            found[(case, tuple(options.items()), warps, None)] = 1
+            for offsets in ("uniform", "qkv"):  # qkv: two column loops, the vector one and the element one
+                case = f"expand-{'lookup' if wide else 'sorted'}-{offsets}"
+                found[(case, tuple(options.items()), warps, None)] = 1
     for K in (256, 4096):  # each side of shrink_blocks' long-K rule
         for N in range(1, 3 * max_rank + 1):  # qkv's three slices at most
             block_n, block_k, _ = shrink.shrink_blocks(K, N)
