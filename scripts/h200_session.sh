@@ -160,8 +160,9 @@
 #                  in vectors against main's (full grid, both layers, every shape), against the variant (what the
 #                  unaligned fallback's registers cost), then expand's wide launch from 64 rows (WIDE_MIN_ROWS 64,
 #                  three expands, 8B decode), then ncu on qkv expand 1024/1/128 as h29.
-# h31 (~9.5 min, one GPU): the final kernels (qkv's vectors): h9's cold suite (H31_S s, 330), then the full grid's qkv
-#                  expand (both layers) against every peer, cuBLAS beside the one-adapter shapes, in the time left.
+# h31 (~9.5 min, one GPU): the final kernels (qkv's vectors): qkv expand against main's (both layers, every shape,
+#                  H31_CMP s each, 0: not run), h9's cold suite (H31_S s, 330), then the full grid's qkv expand (both
+#                  layers) against every peer, cuBLAS beside the one-adapter shapes, in the time left.
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -747,8 +748,15 @@ h30)  # one GPU: qkv expand's vectors (branch) against main, the unaligned fallb
     2>"$res/ncu_qkv_expand.log")
   say "ncu qkv_expand 1024/1/128 (branch): exit $?"
   python3 -m benchmarks.ncu_case --table "$res/ncu_qkv_expand.csv" | tee "$res/ncu_qkv_expand.md" >>"$out/$phase.txt" ;;
-h31)  # one GPU: the cold suite on this tree, then qkv expand's rows of the full grid
-  cold_suite "${H31_S:-330}"
+h31)  # one GPU: qkv expand against main's, the cold suite on this tree, then qkv expand's rows of the full grid
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  for layer in 8b 70b; do
+    [ "${H31_CMP:-0}" -gt 0 ] || break
+    timeout "$H31_CMP" python3 -m benchmarks.compare .carry/main_tree --grid full --rep 10 --layer $layer \
+      --ops qkv_expand --shapes all >"$res/compare_qkv_$layer.log" 2>&1
+    say "compare qkv_expand with main ($layer): exit $?"; grep geomean "$res/compare_qkv_$layer.log" | tee -a "$out/$phase.txt"
+  done
+  cold_suite $((${H31_S:-330} + SECONDS))
   left=$((570 - SECONDS))
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     --ops qkv_expand --budget-s $((left - 60)) --out "$res/bench" >"$res/bench.log" 2>&1
