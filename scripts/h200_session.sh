@@ -756,7 +756,7 @@ h31)  # one GPU: qkv expand against main's, the cold suite on this tree, then qk
       --ops qkv_expand --shapes all >"$res/compare_qkv_$layer.log" 2>&1
     say "compare qkv_expand with main ($layer): exit $?"; grep geomean "$res/compare_qkv_$layer.log" | tee -a "$out/$phase.txt"
   done
-  cold_suite $((${H31_S:-330} + SECONDS))
+  cold_suite "${H31_S:-330}"
   left=$((570 - SECONDS))
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     --ops qkv_expand --budget-s $((left - 60)) --out "$res/bench" >"$res/bench.log" 2>&1
