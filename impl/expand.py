@@ -149,22 +149,28 @@ def column_tiles_per_program(row_programs: int, n_tiles: int, min_programs: int)
 # (the tile table's tiles are BLOCK_S rows): each weight tile is then read once per WIDE_ROWS rows instead of once per
 # BLOCK_S. Its column tiles are at least WIDE_BLOCK_N wide (rank 128: 128, not 64), grouped while WIDE_MIN_PROGRAMS
 # programs remain, WIDE_STAGES loads in flight. qkv goes wide from rank WIDE_QKV_MIN_RANK only (slower wide at 64).
-# Timed on an H100 (docs/experiments/tune_expand_wide_h100.md, tune_expand_wide_columns_h100.md)
+# Timed on an H100 (docs/experiments/tune_expand_wide_h100.md, tune_expand_wide_columns_h100.md). A batch of fewer
+# rows, down to WIDE_ROWS, goes wide too when its output has WIDE_MIN_COLUMN_TILES wide column tiles or more (gate/up's
+# 28672 columns: 224; expand's 4096: 32, too few programs): 8B gate/up 64/1/128 0.66 of the time, 64/1/64 0.77, expand
+# 64/1/64 1.18 (docs/results/h100x1/qkv_vectors/, h30)
 WIDE_ROWS, WIDE_MIN_ROWS, WIDE_MIN_SEGMENT_ROWS, WIDE_MIN_RANK, WIDE_WARPS = 64, 256, 64, 64, 8
-WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK = 264, 2, 128, 128
+WIDE_MIN_PROGRAMS, WIDE_STAGES, WIDE_BLOCK_N, WIDE_QKV_MIN_RANK, WIDE_MIN_COLUMN_TILES = 264, 2, 128, 128, 128
 # the widened weight block's limit (128 columns up to rank 128): float32 weights of rank 129-256 at 128 columns need
 # 352-384 KB of shared memory, past sm_90's 227 KB a program (OutOfResources on the GPU; tests/test_compile.py)
 WIDE_W_BLOCK_ELEMENTS = 16384
 
 
-def rows_per_program(batch_info, num_rows: int, R: int, qkv: bool = False) -> int:
-    """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows and ``WIDE_MIN_SEGMENT_ROWS`` a segment
-    on average, weights of rank ``R >= WIDE_MIN_RANK`` (``WIDE_QKV_MIN_RANK`` for ``qkv``; host-side numbers: no
-    sync), else ``BLOCK_S``. A row's output is one dot over the whole rank either way: the suite checks that the bits
-    are the same (sorted and grouped == unsorted)."""
+def rows_per_program(batch_info, num_rows: int, R: int, n_out: int, qkv: bool = False) -> int:
+    """``WIDE_ROWS`` for a sorted batch of at least ``WIDE_MIN_ROWS`` rows (``WIDE_ROWS`` where its ``n_out`` columns
+    make ``WIDE_MIN_COLUMN_TILES`` wide tiles) and ``WIDE_MIN_SEGMENT_ROWS`` a segment on average, weights of rank
+    ``R >= WIDE_MIN_RANK`` (``WIDE_QKV_MIN_RANK`` for ``qkv``; host-side numbers: no sync), else ``BLOCK_S``. A row's
+    output is one dot over the whole rank either way: the suite checks that the bits are the same (sorted and
+    grouped == unsorted)."""
     segments = max(batch_info.num_segments, 1)
     min_rank = max(WIDE_MIN_RANK, WIDE_QKV_MIN_RANK) if qkv else WIDE_MIN_RANK
-    long = num_rows >= WIDE_MIN_ROWS and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= min_rank
+    wide_columns = triton.cdiv(n_out, expand_blocks(R, wide=True)[0]) >= WIDE_MIN_COLUMN_TILES
+    min_rows = min(WIDE_MIN_ROWS, WIDE_ROWS) if wide_columns else WIDE_MIN_ROWS
+    long = num_rows >= min_rows and num_rows >= WIDE_MIN_SEGMENT_ROWS * segments and R >= min_rank
     return WIDE_ROWS if batch_info.permutation is not None and long else BLOCK_S
 
 
@@ -175,7 +181,7 @@ def _expand(x, weights, batch_info, base_output, n_out, num_slices, slice_width,
     if S == 0 or batch_info.num_segments == 0:
         return base_output
     R = weights.shape[-1]
-    block_s = rows_per_program(batch_info, S, R, qkv=output_offset is not None)
+    block_s = rows_per_program(batch_info, S, R, n_out, qkv=output_offset is not None)
     wide = block_s != BLOCK_S
     block_n = expand_blocks(R, wide)[0]
     n_tiles_per_slice = triton.cdiv(slice_width, block_n)

@@ -163,6 +163,9 @@
 # h31 (~9.5 min, one GPU): the final kernels (qkv's vectors): qkv expand against main's (both layers, every shape,
 #                  H31_CMP s each, 0: not run), h9's cold suite (H31_S s, 330), then the full grid's qkv expand (both
 #                  layers) against every peer, cuBLAS beside the one-adapter shapes, in the time left.
+# h32 (~7 min, one GPU; .carry/branch_tree: `git archive 49e27c5 impl`, qkv's vectors before the rule): expand's wide
+#                  launch from 64 rows where the output has WIDE_MIN_COLUMN_TILES wide column tiles (this tree) against
+#                  it, the three expands, both layers, decode shapes; then h9's cold suite (H32_S s, 300).
 # Each phase ends with OUTDIR/<phase>-all.tar.gz (every log and result; the device tool returns 8 files at most)
 # and OUTDIR/<phase>.txt (the summary lines).
 set -uo pipefail
@@ -761,6 +764,14 @@ h31)  # one GPU: qkv expand against main's, the cold suite on this tree, then qk
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$left" python3 -m lora_verify bench --grid full --rep 2 --compile-jobs 15 \
     --ops qkv_expand --budget-s $((left - 60)) --out "$res/bench" >"$res/bench.log" 2>&1
   say "bench full, qkv_expand: exit $?"; tail -5 "$res/bench.log" >>"$out/$phase.txt" ;;
+h32)  # one GPU: the wide launch's column rule against the tree before it, then the cold suite on this tree
+  export TRITON_CACHE_DIR=$PWD/.out/triton-cache
+  for layer in 8b 70b; do
+    timeout 75 python3 -m benchmarks.compare .carry/branch_tree --grid full --rep 10 --layer $layer \
+      --ops expand,gate_up_expand,qkv_expand --shapes decode >"$res/compare_wide_$layer.log" 2>&1
+    say "compare the column rule ($layer): exit $?"; grep geomean "$res/compare_wide_$layer.log" | tee -a "$out/$phase.txt"
+  done
+  cold_suite "${H32_S:-300}" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)
   v=(-- -v -v -rfE --durations=25 -p no:randomly); n=$((half - 1))
   peers() {  # GPU CORES LIMIT_EACH NAME...: each peer's whole suite in turn
