@@ -23,12 +23,13 @@ COLUMNS = (  # (heading, ncu's metric name): SpeedOfLight, LaunchStats, Occupanc
     ("L2 %", "L2 Cache Throughput"),
     ("SM %", "Compute (SM) Throughput"),
     ("regs", "Registers Per Thread"),
-    ("smem KB", "Dynamic Shared Memory Per Block"),
+    ("smem KiB", "Dynamic Shared Memory Per Block"),
     ("waves", "Waves Per SM"),
     ("occupancy %", "Achieved Occupancy"),
 )
 # ncu's units of a duration, in us: the lent GPU's ncu writes ns and us, older releases nsecond and usecond
 US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}
+KIB = {"byte/block": 1 / 1024}  # the shared memory's unit, the one seen: another fails loudly
 
 
 def table(rows) -> str:
@@ -40,6 +41,8 @@ def table(rows) -> str:
         value, unit = row["Metric Value"], row["Metric Unit"]
         if row["Metric Name"] == "Duration":  # ncu picks the unit per launch
             value = f"{float(value.replace(',', '')) * US[unit]:.2f}"
+        elif row["Metric Name"] == "Dynamic Shared Memory Per Block":
+            value = f"{float(value.replace(',', '')) * KIB[unit]:.0f}"
         launch[row["Metric Name"]] = value
     heads = ["kernel", "grid", "block"] + [h for h, _ in COLUMNS]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]

@@ -272,6 +272,8 @@ def test_ncu_case_renders_a_row_per_launch_from_ncus_csv(tmp_path, capsys, monke
              "Duration", "ns", "4,350.00"],
             ["1", "7", "nvjet_hsh_128x64(int)", "(384, 1, 1)", "(96, 1, 1)", "GPU Speed Of Light Throughput",
              "DRAM Throughput", "%", "61.2"],
+            ["1", "7", "nvjet_hsh_128x64(int)", "(384, 1, 1)", "(96, 1, 1)", "Launch Statistics",
+             "Dynamic Shared Memory Per Block", "byte/block", "98,304"],
             ["2", "7", "_expand_kernel", "(128, 1, 1)", "(16, 1, 48)", "GPU Speed Of Light Throughput",
              "Duration", "msecond", "0.03"]]  # the same kernel launched again: a row of its own
     path = tmp_path / "profile.csv"
@@ -282,5 +284,5 @@ def test_ncu_case_renders_a_row_per_launch_from_ncus_csv(tmp_path, capsys, monke
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| kernel | grid | block | us | DRAM % |") and len(lines) == 5
     assert lines[2] == "| _expand_kernel | (16, 1, 48) | (128, 1, 1) | 27.55 |  |  |  |  | 72 |  |  |  |"
-    assert lines[3] == "| nvjet_hsh_128x64 | (96, 1, 1) | (384, 1, 1) | 4.35 | 61.2 |  |  |  |  |  |  |  |"
+    assert lines[3] == "| nvjet_hsh_128x64 | (96, 1, 1) | (384, 1, 1) | 4.35 | 61.2 |  |  |  |  | 96 |  |  |"
     assert lines[4] == "| _expand_kernel | (16, 1, 48) | (128, 1, 1) | 30.00 |  |  |  |  |  |  |  |  |"
