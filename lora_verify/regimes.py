@@ -110,9 +110,9 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         widths = [hi - lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
     else:
         widths = [a["slice_width"]] * slices
-        offsets = [j * a["slice_width"] for j in range(slices + 1)]
-    vector = _expand_constants().VECTOR.value
-    on_vectors = [lo % vector == 0 and hi % vector == 0 for lo, hi in zip(offsets, offsets[1:], strict=False)]
+    vector = _expand_constants().VECTOR.value  # qkv's slices: on vector boundaries or not (the kernel's branch)
+    on_vectors = [lo % vector == 0 and hi % vector == 0 for lo, hi in zip(offsets, offsets[1:], strict=False)
+                  ] if a["OFFSETS_IN_TENSOR"] else []
     tiles_per_slice = triton.cdiv(a["slice_width"], block_n)
     ranks = [f["ranks"][s] for s in f["slots"]]
     return dict(
@@ -121,7 +121,7 @@ def _facts_expand(a: dict, grid: tuple) -> dict:
         block_s=a["BLOCK_S"],
         widened=block_n > _expand_constants().expand_blocks(a["BLOCK_K"])[0],  # the wide launch's column tile
         qkv=a["OFFSETS_IN_TENSOR"],
-        qkv_on_vectors=a["OFFSETS_IN_TENSOR"] and any(on_vectors),  # its columns loaded and stored in vectors
+        qkv_on_vectors=any(on_vectors),  # its columns loaded and stored in vectors
         qkv_off_vectors=a["OFFSETS_IN_TENSOR"] and not all(on_vectors),  # element by element
         groups_per_slice=per_slice,
         clipped=tiles_per_slice % group != 0,  # a slice's last group has fewer tiles than the others

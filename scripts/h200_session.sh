@@ -184,6 +184,20 @@ gpu() { echo $(($1 < gpus ? $1 : gpus - 1)); }  # GPU i, or the last one on a sm
 quarter() { local q=$((cores / 4)); echo "$(($1 * q))-$((($1 + ${2:-1}) * q - 1))"; }  # cores of quarter i (n quarters)
 stop="timeout -s INT -k 30"  # pytest prints its verdicts on SIGINT: $stop LIMIT CMD
 say() { echo "$(date +%T) $*" | tee -a "$out/$phase.txt"; }
+kernels_compare() {  # LIMIT NAME ARGS...: benchmarks/compare.py on the full grid, its geomeans in the summary
+  local limit=$1 name=$2; shift 2
+  timeout "$limit" python3 -m benchmarks.compare "$@" --grid full --rep 10 >"$res/compare_$name.log" 2>&1
+  say "compare $name: exit $?"; grep geomean "$res/compare_$name.log" | tee -a "$out/$phase.txt"
+}
+ncu_profile() {  # LIMIT NAME ARGS...: Nsight Compute on benchmarks/ncu_case.py ARGS, its CSV and table in $res
+  local limit=$1 name=$2; shift 2
+  timeout "$limit" ncu --clock-control none --profile-from-start off --csv --page details --section SpeedOfLight \
+    --section LaunchStats --section Occupancy python3 -m benchmarks.ncu_case "$@" >"$res/ncu_$name.csv" \
+    2>"$res/ncu_$name.log"
+  say "ncu $name: exit $?"
+  python3 -m benchmarks.ncu_case --table "$res/ncu_$name.csv" >"$res/ncu_$name.md" 2>>"$res/ncu_$name.log"
+  tee -a "$out/$phase.txt" <"$res/ncu_$name.md"
+}
 tune() {  # LIMIT NAME ARGS...: benchmarks/tune.py, stopped at LIMIT s (its rows are written as they end)
   local limit=$1 name=$2; shift 2
   LORA_SGLANG=$LORA_SGLANG_PEERS timeout "$limit" python3 -m benchmarks.tune --out "$res/tune_$name.md" "$@" \
@@ -712,10 +726,8 @@ h28)  # one GPU: a branch (.carry/branch_tree) timed against .carry/main_tree si
   # the whole suite, cold, in tree H28_TREE (this one; .carry/branch_full: the branch's) in the time left
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   for part in ${H28_PARTS:-8b:150 70b:90}; do  # LAYER:SECONDS each
-    layer=${part%:*}; timeout ${part#*:} python3 -m benchmarks.compare .carry/main_tree --new .carry/branch_tree \
-      --grid full --layer $layer --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --shapes all --rep 10 \
-      >"$res/compare_$layer.log" 2>&1
-    say "compare branch with main ($layer): exit $?"; grep geomean "$res/compare_$layer.log" | tee -a "$out/$phase.txt"
+    kernels_compare "${part#*:}" "${part%:*}" .carry/main_tree --new .carry/branch_tree --layer "${part%:*}" \
+      --ops shrink,qkv_shrink,gate_up_shrink,down_shrink --shapes all
   done
   cd "${H28_TREE:-.}"; say "tree ${H28_TREE:-.}: impl/ $(impl_of)"
   cold_suite $((${H28_END:-570} - SECONDS)) ;;  # H28_END: the phase's seconds
@@ -723,41 +735,27 @@ h29)  # one GPU: ncu, ours (sorted) and cuBLAS, on the one-adapter shapes cuBLAS
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   for case in qkv_shrink:1024/1/128 down_shrink:1024/1/64 shrink:1024/1/128 qkv_expand:1024/1/128 \
       expand:1024/1/64 gate_up_expand:64/1/128; do
-    op=${case%%:*}; shape=${case#*:}; name=${op}_${shape//\//-}
-    timeout ${H29_EACH:-90} ncu --clock-control none --profile-from-start off --csv --page details \
-      --section SpeedOfLight --section LaunchStats --section Occupancy python3 -m benchmarks.ncu_case \
-      --layer 8b --ops "$op" --shape "$shape" --layouts sorted --cublas --calls 2 >"$res/ncu_$name.csv" \
-      2>"$res/ncu_$name.log"
-    say "ncu $op $shape: exit $?"
-    python3 -m benchmarks.ncu_case --table "$res/ncu_$name.csv" >"$res/ncu_$name.md" 2>>"$res/ncu_$name.log"
-    tee -a "$out/$phase.txt" <"$res/ncu_$name.md"
+    op=${case%%:*}; shape=${case#*:}
+    ncu_profile "${H29_EACH:-90}" "${op}_${shape//\//-}" --layer 8b --ops "$op" --shape "$shape" --layouts sorted \
+      --cublas --calls 2
   done ;;
 h30)  # one GPU: qkv expand's vectors (branch) against main, the unaligned fallback's cost, the wide launch from 64 rows
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
-  cmp() {  # LIMIT NAME ARGS...: benchmarks.compare, its geomeans in the summary
-    local limit=$1 name=$2; shift 2
-    timeout "$limit" python3 -m benchmarks.compare "$@" --grid full --rep 10 >"$res/compare_$name.log" 2>&1
-    say "compare $name: exit $?"; grep geomean "$res/compare_$name.log" | tee -a "$out/$phase.txt"
-  }
   for layer in 8b 70b; do
-    cmp 100 "qkv_$layer" .carry/main_tree --new .carry/branch_tree --layer $layer --ops qkv_expand --shapes all
+    kernels_compare 100 "qkv_$layer" .carry/main_tree --new .carry/branch_tree --layer $layer --ops qkv_expand \
+      --shapes all
   done
-  cmp 80 qkv_variant_8b .carry/branch_tree --new .carry/variant_tree --layer 8b --ops qkv_expand --shapes all
-  cmp 150 wide64_8b .carry/branch_tree --new .carry/branch_tree --set impl.expand.WIDE_MIN_ROWS=64 --layer 8b \
-    --ops expand,gate_up_expand,qkv_expand --shapes decode
-  (cd .carry/branch_full && timeout 60 ncu --clock-control none --profile-from-start off --csv --page details \
-    --section SpeedOfLight --section LaunchStats --section Occupancy python3 -m benchmarks.ncu_case --layer 8b \
-    --ops qkv_expand --shape 1024/1/128 --layouts sorted --cublas --calls 2 >"$res/ncu_qkv_expand.csv" \
-    2>"$res/ncu_qkv_expand.log")
-  say "ncu qkv_expand 1024/1/128 (branch): exit $?"
-  python3 -m benchmarks.ncu_case --table "$res/ncu_qkv_expand.csv" | tee "$res/ncu_qkv_expand.md" >>"$out/$phase.txt" ;;
+  kernels_compare 80 qkv_variant_8b .carry/branch_tree --new .carry/variant_tree --layer 8b --ops qkv_expand \
+    --shapes all
+  kernels_compare 150 wide64_8b .carry/branch_tree --new .carry/branch_tree --set impl.expand.WIDE_MIN_ROWS=64 \
+    --layer 8b --ops expand,gate_up_expand,qkv_expand --shapes decode
+  (cd .carry/branch_full && ncu_profile 60 qkv_expand --layer 8b --ops qkv_expand --shape 1024/1/128 --layouts sorted \
+    --cublas --calls 2) ;;
 h31)  # one GPU: qkv expand against main's, the cold suite on this tree, then qkv expand's rows of the full grid
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   for layer in 8b 70b; do
     [ "${H31_CMP:-0}" -gt 0 ] || break
-    timeout "$H31_CMP" python3 -m benchmarks.compare .carry/main_tree --grid full --rep 10 --layer $layer \
-      --ops qkv_expand --shapes all >"$res/compare_qkv_$layer.log" 2>&1
-    say "compare qkv_expand with main ($layer): exit $?"; grep geomean "$res/compare_qkv_$layer.log" | tee -a "$out/$phase.txt"
+    kernels_compare "$H31_CMP" "qkv_$layer" .carry/main_tree --layer $layer --ops qkv_expand --shapes all
   done
   cold_suite "${H31_S:-330}"
   left=$((570 - SECONDS))
@@ -767,9 +765,8 @@ h31)  # one GPU: qkv expand against main's, the cold suite on this tree, then qk
 h32)  # one GPU: the wide launch's column rule against the tree before it, then the cold suite on this tree
   export TRITON_CACHE_DIR=$PWD/.out/triton-cache
   for layer in 8b 70b; do
-    timeout 75 python3 -m benchmarks.compare .carry/branch_tree --grid full --rep 10 --layer $layer \
-      --ops expand,gate_up_expand,qkv_expand --shapes decode >"$res/compare_wide_$layer.log" 2>&1
-    say "compare the column rule ($layer): exit $?"; grep geomean "$res/compare_wide_$layer.log" | tee -a "$out/$phase.txt"
+    kernels_compare 75 "wide_$layer" .carry/branch_tree --layer $layer --ops expand,gate_up_expand,qkv_expand \
+      --shapes decode
   done
   cold_suite "${H32_S:-300}" ;;
 x2a|x2b|x2c|x2d|x2e|x2f|x2g|x2h)

@@ -34,6 +34,31 @@ def test_regimes_taken_follow_the_split_count(device):
     assert "_shrink_kernel: per-sequence rows" in one & three
 
 
+def test_qkv_regimes_follow_the_slices_vector_boundaries(device):
+    """A qkv slice whose first column and width are multiples of impl.expand.VECTOR (8) counts as the vector loop's,
+    any other as the element loop's; the plain expand's slices are neither."""
+    on, off = (f"_expand_kernel: qkv: a slice {where} 8-column boundaries ({loop})"
+               for where, loop in (("on", "vectors"), ("off", "elements")))
+
+    def taken(offsets):
+        bi = impl.per_sequence([3, 2], [0, 1], [4, 2], [1.0, 1.0], device)
+        x = torch.randn(5, 12).to(device, torch.bfloat16)
+        w = torch.randn(2, offsets[-1], 4).to(device, torch.bfloat16)
+        widths = [hi - lo for lo, hi in zip(offsets, offsets[1:], strict=False)]
+        with regimes.recording() as launches:
+            impl.qkv_lora_b_fwd(x, w, bi, torch.tensor(offsets, dtype=torch.int32, device=device), max(widths))
+        return regimes.taken(launches)
+
+    assert {on, off} & taken([0, 16, 24, 32]) == {on}
+    assert {on, off} & taken([0, 8, 13, 18]) == {on, off}  # q on them, k and v off
+    assert {on, off} & taken([0, 5, 10, 15]) == {off}
+    with regimes.recording() as launches:
+        impl.sgemm_lora_b_fwd(torch.randn(5, 4).to(device, torch.bfloat16),
+                              torch.randn(2, 16, 4).to(device, torch.bfloat16),
+                              impl.per_sequence([3, 2], [0, 1], [4, 2], [1.0, 1.0], device))
+    assert not {on, off} & regimes.taken(launches)
+
+
 def test_minimums_are_enforced_only_on_a_complete_ci_run():
     tally = Tally()
     for check in regimes.required_checks():
